@@ -1,0 +1,17 @@
+"""nn: a neural-network library written from scratch, every gradient by hand.
+
+>>> import nn
+>>> net = nn.Network([nn.layers.Dense(4, 8), nn.layers.Sigmoid(beta=1.0),
+...                   nn.layers.Dense(8, 3)], nn.losses.SoftmaxCrossEntropy())
+
+Sub-modules: ``backends`` (NumPy/CuPy, precision policy), ``layers``, ``losses``, ``optim``,
+``metrics``, ``gradcheck``, ``data``. Importing ``nn`` loads neither CuPy nor matplotlib.
+"""
+from . import backends, gradcheck, layers, losses, metrics, optim
+from .backends import current, use
+from .network import Network, NonFiniteLossError
+
+__version__ = "0.1.0"
+
+__all__ = ["Network", "NonFiniteLossError", "backends", "layers", "losses", "optim", "metrics",
+           "gradcheck", "use", "current", "__version__"]

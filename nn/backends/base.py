@@ -1,0 +1,144 @@
+"""The backend contract and the precision policy shared by every backend.
+
+A backend owns three things the layers must never hard-code:
+
+* the array module ``xp`` (NumPy or CuPy), so that layer code reads the same on CPU and GPU;
+* the precision policy, i.e. which dtype is used where (table below);
+* the random generators: ``host_rng`` (NumPy, used for weight initialisation, so that a seed
+  gives the same initial weights on every backend) and ``rng`` (on the device, for dropout).
+
+Precision policy
+================
+
+=========  ==============================  ======================  ==========================
+precision  activations, matmul inputs      matmul accumulation     parameters, gradients,
+           (``dtype``)                                             optimizer (``param_dtype``)
+=========  ==============================  ======================  ==========================
+fp64       float64                         float64                 float64
+fp32       float32                         float32                 float32
+mixed      float16                         float32                 float32 (master weights)
+=========  ==============================  ======================  ==========================
+
+Under ``"mixed"`` the parameters themselves are the float32 *master* weights, updated by the
+optimizer in float32; a layer takes a float16 copy of a weight with :meth:`Backend.cast`
+where it enters a matrix product. Reductions (bias gradients, losses, softmax sums) run in
+``acc_dtype`` (float32). Small gradients would underflow in float16, so training under
+``"mixed"`` multiplies the loss by a dynamic scale (see :mod:`nn.backends.loss_scaling`).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+#: precision name -> (activation dtype, parameter dtype, accumulation dtype)
+PRECISIONS = {
+    "fp64": ("float64", "float64", "float64"),
+    "fp32": ("float32", "float32", "float32"),
+    "mixed": ("float16", "float32", "float32"),
+}
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here (library missing, no GPU)."""
+
+
+class Backend:
+    """Array module, precision policy, random generators and kernels of one device.
+
+    Parameters
+    ----------
+    precision : {"fp64", "fp32", "mixed"}
+        The precision policy (see the module docstring).
+    seed : int or None
+        Seed of both random generators; ``None`` draws a fresh seed from the OS.
+    """
+
+    name = "abstract"
+    xp = None
+
+    def __init__(self, precision: str = "fp32", seed: int | None = None):
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {precision!r}: choose one of {', '.join(map(repr, PRECISIONS))}")
+        self.precision = precision
+        dtype, param_dtype, acc_dtype = PRECISIONS[precision]
+        self.dtype = np.dtype(dtype)
+        self.param_dtype = np.dtype(param_dtype)
+        self.acc_dtype = np.dtype(acc_dtype)
+        self.seed(seed)
+
+    @property
+    def mixed(self) -> bool:
+        """True under the ``"mixed"`` policy (float16 activations, float32 master weights)."""
+        return self.precision == "mixed"
+
+    def __repr__(self):
+        return f"{type(self).__name__}(precision={self.precision!r})"
+
+    # -- random numbers -------------------------------------------------------------------
+    def seed(self, seed: int | None) -> None:
+        """Reset the host generator (weight init) and the device generator (dropout)."""
+        self.host_rng = np.random.default_rng(seed)
+        # the device generator is seeded from the host one, so one integer fixes both
+        self.rng = self._device_rng(int(self.host_rng.integers(2**63 - 1)))
+
+    def _device_rng(self, seed: int):
+        raise NotImplementedError
+
+    # -- moving and casting arrays ----------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """``a`` on this backend's device; floating arrays in the activation dtype.
+
+        Integer and boolean arrays (class labels, masks) keep their dtype unless ``dtype`` is
+        given. Nothing is copied when ``a`` already has the right place and dtype.
+        """
+        raise NotImplementedError
+
+    def to_host(self, a) -> np.ndarray:
+        """``a`` as a NumPy array in host memory."""
+        raise NotImplementedError
+
+    def cast(self, a):
+        """``a`` in the activation dtype, the dtype matrix products consume (no copy if it is)."""
+        return a.astype(self.dtype, copy=False)
+
+    def param(self, host_array):
+        """A parameter tensor on the device in ``param_dtype`` (a fresh copy)."""
+        return self.xp.array(host_array, dtype=self.param_dtype)
+
+    def zeros(self, shape, dtype=None):
+        return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
+
+    # -- kernels ------------------------------------------------------------------------------
+    def matmul(self, a, b):
+        """``a @ b`` under the precision policy; the result is in the activation dtype.
+
+        ``"fp64"``/``"fp32"``: the plain product. ``"mixed"``: both operands rounded to
+        float16, products summed in float32, the result rounded to float16.
+        """
+        raise NotImplementedError
+
+    def all_finite(self, arrays) -> bool:
+        """True when no array holds an inf or a NaN (one device sync for all of them)."""
+        xp = self.xp
+        if not arrays:
+            return True
+        flags = xp.stack([xp.isfinite(a).all() for a in arrays])
+        return bool(flags.all())
+
+    def scalar(self, value):
+        """A 0-d result as the host sees it: ``float`` on NumPy, a 0-d array on a GPU.
+
+        Keeping GPU scalars on the device avoids one synchronisation per batch; ``float()``
+        brings them back when needed.
+        """
+        return value
+
+    def errstate(self):
+        """Context that silences float16 overflow warnings under ``"mixed"``.
+
+        Overflow to inf is expected in float16 and is handled by loss scaling, which skips the
+        step; the warning would only repeat that.
+        """
+        return contextlib.nullcontext()

@@ -1,0 +1,115 @@
+"""The layer contract every layer follows.
+
+* ``forward(x, train=False) -> y`` keeps in the layer what ``backward`` needs;
+* ``backward(dy) -> dx`` fills ``grads`` (same keys and shapes as ``params``) and never
+  modifies ``dy``;
+* ``output_shape(input_shape)`` gives the shape of ``y`` without the batch axis;
+* ``config()`` returns the constructor arguments, so that a network can be saved as JSON.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import backends
+
+_LAYER_TYPES: dict[str, type] = {}
+
+
+class Layer:
+    """Base class of all layers; subclasses are registered by name for :func:`from_dict`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _LAYER_TYPES[cls.__name__] = cls
+
+    def __init__(self):
+        self.params: dict = {}
+        self.grads: dict = {}
+
+    def forward(self, x, train=False):
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def output_shape(self, input_shape) -> tuple:
+        """Shape of the output for an input of ``input_shape`` (both without the batch axis)."""
+        return tuple(input_shape)
+
+    def input_shape(self) -> tuple | None:
+        """The input shape (without batch) when the layer fixes it, e.g. Dense; else None."""
+        return None
+
+    def config(self) -> dict:
+        """Constructor arguments as JSON-ready values."""
+        return {}
+
+    def sublayers(self) -> list:
+        """Layers held inside this one (Residual, Concat); they are walked for parameters."""
+        return []
+
+    def n_params(self) -> int:
+        own = sum(math.prod(p.shape) for p in self.params.values())
+        return own + sum(layer.n_params() for layer in self.sublayers())
+
+    def to_backend(self):
+        """Move the parameters to the current backend, in its parameter dtype; returns self."""
+        B = backends.current()
+        for name, p in self.params.items():
+            self.params[name] = B.xp.asarray(p if _on(B, p) else _host(p), dtype=B.param_dtype)
+        self.grads = {}
+        for layer in self.sublayers():
+            layer.to_backend()
+        return self
+
+    def __call__(self, x, train=False):
+        return self.forward(x, train)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- helpers for subclasses ----------------------------------------------------------------
+    def _bad_shape(self, expected: str, got) -> ValueError:
+        return ValueError(f"{self!r}: expected input of shape {expected}, got {tuple(got)}")
+
+    def _check_dy(self, dy, y_shape):
+        if tuple(dy.shape) != tuple(y_shape):
+            raise ValueError(f"{self!r}: backward expected dy of shape {tuple(y_shape)} (the "
+                             f"shape of the last forward output), got {tuple(dy.shape)}")
+
+
+def _host(a):
+    """A NumPy copy of an array from any backend."""
+    return a.get() if hasattr(a, "get") else a
+
+
+def _on(B, a) -> bool:
+    """True when ``a`` already lives on backend ``B``'s device."""
+    return isinstance(a, B.xp.ndarray)
+
+
+def named_layers(layer: Layer, prefix: str = ""):
+    """``(prefix, layer)`` for ``layer`` and, recursively, the layers inside it.
+
+    Prefixes are dotted positions: ``""`` for ``layer`` itself, ``"0."``, ``"0.1."``, ...
+    """
+    yield prefix, layer
+    for i, sub in enumerate(layer.sublayers()):
+        yield from named_layers(sub, f"{prefix}{i}.")
+
+
+def to_dict(layer: Layer) -> dict:
+    """``{"type": ..., "config": ...}``, the JSON form of a layer (without weights)."""
+    return {"type": type(layer).__name__, "config": layer.config()}
+
+
+def from_dict(spec: dict) -> Layer:
+    """The layer described by :func:`to_dict`'s output (weights freshly initialised)."""
+    try:
+        cls = _LAYER_TYPES[spec["type"]]
+    except KeyError:
+        raise ValueError(f"unknown layer type {spec.get('type')!r}; known: "
+                         f"{', '.join(sorted(_LAYER_TYPES))}") from None
+    return cls(**spec.get("config", {}))
+

@@ -1,0 +1,168 @@
+"""Losses: ``forward(pred, target) -> float`` (mean over the batch), ``backward() -> dpred``.
+
+They compute in the backend's accumulation dtype (float32 under ``"mixed"``) and return the
+gradient in that dtype; :class:`nn.Network` scales it (``"mixed"``) and casts it for the layers.
+"""
+from __future__ import annotations
+
+from . import backends
+
+_LOSS_TYPES: dict[str, type] = {}
+
+
+class Loss:
+    """Base class; subclasses are registered by name so a saved Network can name its loss."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _LOSS_TYPES[cls.__name__] = cls
+
+    def forward(self, pred, target):
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def predict_classes(self, pred):
+        """Class ids from network outputs: argmax, or ``pred > 0.5`` for a single output."""
+        if pred.ndim == 2 and pred.shape[1] == 1:
+            return (pred[:, 0] > 0.5).astype("int64")
+        return pred.argmax(axis=1)
+
+    def config(self) -> dict:
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def to_dict(loss: Loss) -> dict:
+    return {"type": type(loss).__name__, "config": loss.config()}
+
+
+def from_dict(spec: dict) -> Loss:
+    try:
+        cls = _LOSS_TYPES[spec["type"]]
+    except KeyError:
+        raise ValueError(f"unknown loss type {spec.get('type')!r}; known: "
+                         f"{', '.join(sorted(_LOSS_TYPES))}") from None
+    return cls(**spec.get("config", {}))
+
+
+def _targets(owner, pred, target, B):
+    """``target`` as a float array shaped like ``pred``; class ids become one-hot rows."""
+    xp = B.xp
+    if target.ndim == 1 and target.dtype.kind in "iu" and pred.ndim == 2:
+        if target.shape[0] != pred.shape[0]:
+            raise ValueError(f"{owner}: {pred.shape[0]} predictions but {target.shape[0]} targets")
+        n_classes = pred.shape[1]
+        if B.name == "numpy" and target.size and (target.min() < 0 or target.max() >= n_classes):
+            raise ValueError(f"{owner}: class ids must lie in [0, {n_classes}) for predictions "
+                             f"of shape {tuple(pred.shape)}, got ids from {target.min()} to "
+                             f"{target.max()}")
+        onehot = xp.zeros(pred.shape, dtype=B.acc_dtype)
+        onehot[xp.arange(target.shape[0]), target] = 1
+        return onehot
+    if target.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1:
+        target = target.reshape(-1, 1)
+    if target.shape != pred.shape:
+        raise ValueError(f"{owner}: predictions have shape {tuple(pred.shape)} but targets have "
+                         f"shape {tuple(target.shape)}; give targets of the same shape (or class "
+                         "ids of shape (N,))")
+    return target.astype(B.acc_dtype, copy=False)
+
+
+class MSE(Loss):
+    """The course's quadratic error, ``E = 1/2 sum_k (a_k - t_k)²`` per example, batch mean.
+
+    ``dE/da = (a - t) / N``. Targets: same shape as the predictions, or class ids ``(N,)``
+    (turned into one-hot rows).
+    """
+
+    def forward(self, pred, target):
+        B = backends.current()
+        t = _targets("MSE", pred, target, B)
+        self.diff = pred.astype(B.acc_dtype, copy=False) - t
+        self.n = pred.shape[0]
+        return B.scalar(0.5 * (self.diff * self.diff).sum() / self.n)
+
+    def backward(self):
+        return self.diff / self.n
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax over the logits fused with the cross-entropy, ``L = -sum_k t_k log softmax(z)_k``.
+
+    Fusing gives the short, stable gradient ``dL/dz = (softmax(z) - t) / N`` and computes
+    ``log softmax(z) = z - max z - log sum exp(z - max z)`` without overflow.
+    Logits ``(N, C)``; targets class ids ``(N,)`` or one-hot / probabilities ``(N, C)``.
+    """
+
+    def forward(self, pred, target):
+        B = backends.current()
+        xp = B.xp
+        if pred.ndim != 2:
+            raise ValueError(f"SoftmaxCrossEntropy: expected logits of shape (N, C), got "
+                             f"{tuple(pred.shape)}")
+        t = _targets("SoftmaxCrossEntropy", pred, target, B)
+        z = pred.astype(B.acc_dtype, copy=False)
+        z = z - z.max(axis=1, keepdims=True)
+        e = xp.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        self.probs = e / s
+        self.t = t
+        self.n = pred.shape[0]
+        log_probs = z - xp.log(s)
+        return B.scalar(-(t * log_probs).sum() / self.n)
+
+    def backward(self):
+        return (self.probs - self.t) / self.n
+
+
+class BinaryCrossEntropy(Loss):
+    """``L = -sum_k [t_k log p_k + (1 - t_k) log(1 - p_k)]`` per example, batch mean.
+
+    With ``from_logits=False`` (default) ``pred`` holds probabilities (after a Sigmoid) and
+    ``dL/dp = (p - t) / (p (1 - p)) / N``, with ``p`` kept in ``[eps, 1 - eps]``.
+    With ``from_logits=True`` ``pred`` holds logits ``z`` and the sigmoid is fused:
+    ``L = sum [max(z, 0) - t z + log(1 + exp(-|z|))]``, ``dL/dz = (sigmoid(z) - t) / N``.
+    """
+
+    def __init__(self, from_logits: bool = False, eps: float = 1e-7):
+        self.from_logits = bool(from_logits)
+        self.eps = float(eps)
+
+    def forward(self, pred, target):
+        B = backends.current()
+        xp = B.xp
+        t = _targets("BinaryCrossEntropy", pred, target, B)
+        self.t = t
+        self.n = pred.shape[0]
+        x = pred.astype(B.acc_dtype, copy=False)
+        if self.from_logits:
+            self.p = 0.5 * (1 + xp.tanh(0.5 * x))
+            loss = (xp.maximum(x, 0) - t * x + xp.log1p(xp.exp(-xp.abs(x)))).sum()
+        else:
+            self.p = xp.clip(x, self.eps, 1 - self.eps)
+            loss = -(t * xp.log(self.p) + (1 - t) * xp.log1p(-self.p)).sum()
+        return B.scalar(loss / self.n)
+
+    def backward(self):
+        if self.from_logits:
+            return (self.p - self.t) / self.n
+        return (self.p - self.t) / (self.p * (1 - self.p)) / self.n
+
+    def predict_classes(self, pred):
+        if self.from_logits and pred.ndim == 2 and pred.shape[1] == 1:
+            return (pred[:, 0] > 0).astype("int64")
+        return super().predict_classes(pred)
+
+    def config(self):
+        return {"from_logits": self.from_logits, "eps": self.eps}
+
+
+__all__ = ["Loss", "MSE", "SoftmaxCrossEntropy", "BinaryCrossEntropy"]

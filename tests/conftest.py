@@ -1,0 +1,53 @@
+"""Shared fixtures: every test body that takes a backend fixture runs on NumPy and on CuPy.
+
+The CuPy parameter is marked ``gpu`` and skipped, with the reason, where CuPy or a CUDA
+device is missing; nothing else changes between the two runs.
+"""
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from nn import backends
+
+
+@functools.lru_cache(maxsize=None)
+def _available(name: str) -> bool:
+    return backends.available(name)
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend_name(request):
+    """The name of a backend that can run here ("numpy", and "cupy" on a GPU machine)."""
+    if not _available(request.param):
+        pytest.skip(f"backend {request.param!r} unavailable here (needs CuPy and a CUDA device)")
+    return request.param
+
+
+@pytest.fixture
+def fp64(backend_name):
+    """The current backend, switched to float64 (gradient checks), seeded."""
+    with backends.using(backend_name, "fp64", seed=0) as B:
+        yield B
+
+
+@pytest.fixture
+def fp32(backend_name):
+    with backends.using(backend_name, "fp32", seed=0) as B:
+        yield B
+
+
+@pytest.fixture
+def mixed(backend_name):
+    with backends.using(backend_name, "mixed", seed=0) as B:
+        yield B
+
+
+@pytest.fixture(autouse=True)
+def _isolate_backend():
+    """A test that calls ``nn.use`` must not change the backend of the tests after it."""
+    saved = backends._current
+    backends.use("numpy", "fp32", seed=0)
+    yield
+    backends._current = saved
