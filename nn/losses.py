@@ -56,7 +56,11 @@ def from_dict(spec: dict) -> Loss:
 def _targets(owner, pred, target, B):
     """``target`` as a float array shaped like ``pred``; class ids become one-hot rows."""
     xp = B.xp
-    if target.ndim == 1 and target.dtype.kind in "iu" and pred.ndim == 2:
+    if target.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1:
+        # one output per example: the targets are its values (0/1 labels for a binary
+        # classifier), not class ids to one-hot encode over a single class
+        target = target.reshape(-1, 1)
+    elif target.ndim == 1 and target.dtype.kind in "iu" and pred.ndim == 2:
         if target.shape[0] != pred.shape[0]:
             raise ValueError(f"{owner}: {pred.shape[0]} predictions but {target.shape[0]} targets")
         n_classes = pred.shape[1]
@@ -67,8 +71,6 @@ def _targets(owner, pred, target, B):
         onehot = xp.zeros(pred.shape, dtype=B.acc_dtype)
         onehot[xp.arange(target.shape[0]), target] = 1
         return onehot
-    if target.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1:
-        target = target.reshape(-1, 1)
     if target.shape != pred.shape:
         raise ValueError(f"{owner}: predictions have shape {tuple(pred.shape)} but targets have "
                          f"shape {tuple(target.shape)}; give targets of the same shape (or class "

@@ -1,10 +1,11 @@
 """A sequence of layers with a loss: training, prediction, evaluation, saving."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .optim import SGD
 FORMAT = "nn-model"
 FORMAT_VERSION = 1
 ARCH_KEY = "__architecture__"
+POSTFIX = ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -171,6 +173,7 @@ class Network:
         if B.mixed:
             scaler = self.loss_scaler = self.loss_scaler or LossScaler()
         kind = _target_kind(y)
+        classes = None if kind is None else _classes(kind, y)
 
         history = {"train_loss": [], "lr": []}
         if kind is not None:
@@ -186,57 +189,62 @@ class Network:
 
         n = len(x)
         n_batches = math.ceil(n / batch_size)
-        bar = tqdm(total=epochs * n_batches, disable=not progress, unit="batch", leave=True)
+        bar = tqdm(total=epochs * n_batches, unit="batch") if progress else None
         try:
             for epoch in range(epochs):
                 optimizer.start_epoch(epoch)
-                bar.set_description(f"epoch {epoch + 1}/{epochs}")
-                order = order_rng.permutation(n) if shuffle else np.arange(n)
+                if bar is not None:
+                    bar.set_description(f"epoch {epoch + 1}/{epochs}")
+                order = order_rng.permutation(n) if shuffle else None
                 total, correct = 0.0, 0
                 skipped_before = scaler.skipped if scaler else 0
                 for b, start in enumerate(range(0, n, batch_size)):
-                    idx = order[start:start + batch_size]
+                    idx = slice(start, start + batch_size) if order is None else \
+                        order[start:start + batch_size]
                     xb, yb = x[idx], y[idx]
                     if augment is not None:
                         xb, yb = augment(xb, yb)
                     value, out = self._train_step(B, xb, yb, optimizer, params, scaler)
                     if isinstance(value, float) and not math.isfinite(value):
                         self._diverged(B, value, epoch, b)
-                    total = total + value * len(idx)
+                    total = total + value * len(xb)
                     if kind is not None:
-                        correct = correct + (loss.predict_classes(out) ==
-                                             B.asarray(_classes(kind, yb))).sum()
-                    bar.update()
+                        # augment may relabel (e.g. mixup); otherwise the labels are known
+                        labels = classes[idx] if augment is None else _classes(kind, yb)
+                        correct = correct + (loss.predict_classes(out) == B.asarray(labels)).sum()
+                    if bar is not None:
+                        bar.update()
                 train_loss = float(total) / n
                 if not math.isfinite(train_loss):
                     self._diverged(B, train_loss, epoch, None)
                 history["train_loss"].append(train_loss)
                 history["lr"].append(optimizer.lr)
-                postfix = {"loss": f"{train_loss:.4g}"}
                 if kind is not None:
                     history["train_accuracy"].append(float(correct) / n)
-                    postfix["acc"] = f"{history['train_accuracy'][-1]:.3f}"
                 if valid is not None:
                     v_loss, v_pred, _ = self._evaluate(*valid, batch_size, kind)
                     history["valid_loss"].append(v_loss)
-                    postfix["val_loss"] = f"{v_loss:.4g}"
                     if kind is not None:
                         v_acc = float(np.mean(v_pred == _classes(kind, valid[1])))
                         history["valid_accuracy"].append(v_acc)
-                        postfix["val_acc"] = f"{v_acc:.3f}"
                 if scaler is not None:
                     history["loss_scale"].append(scaler.scale)
                     history["skipped_steps"].append(scaler.skipped - skipped_before)
-                bar.set_postfix(postfix, refresh=False)
+                if bar is not None:
+                    bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()
+                                     if k in POSTFIX}, refresh=False)
                 if callback is not None:
                     callback(epoch, history)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         return history
 
     def _train_step(self, B, xb, yb, optimizer, params, scaler):
         """One forward, backward and update; returns (loss value, network output)."""
-        with B.errstate():
+        # float16 overflow is expected under "mixed": loss scaling detects it and skips the step
+        quiet = B.errstate(over="ignore", invalid="ignore") if B.mixed else contextlib.nullcontext()
+        with quiet:
             out = self.forward(xb, train=True)
             value = self.loss.forward(out, _device_targets(B, yb))
             dout = self.loss.backward()
@@ -266,6 +274,7 @@ class Network:
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Network outputs for ``x`` as a host NumPy array (``train=False``, in batches)."""
         B = self._current_backend()
+        x = x if hasattr(x, "__cuda_array_interface__") else np.asarray(x)
         if len(x) == 0:
             raise ValueError("predict: x holds no example")
         outs = [B.to_host(self.forward(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
@@ -366,19 +375,22 @@ class Network:
         arch = {"format": FORMAT, "version": FORMAT_VERSION,
                 "layers": [to_dict(layer) for layer in self.layers],
                 "loss": None if self.loss is None else _losses.to_dict(self.loss)}
-        B = backends.current()
+        B = self._current_backend()
         arrays = {key: B.to_host(layer.params[name]) for key, layer, name in self.named_parameters()}
         arrays[ARCH_KEY] = np.array(json.dumps(arch))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # a plain exclusive open, not tempfile.mkstemp: mkstemp makes the file private (mode
+        # 0600), and os.replace would give the saved model those permissions
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        f = open(tmp, "xb")
         try:
-            with os.fdopen(fd, "wb") as f:
+            with f:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 
@@ -393,8 +405,13 @@ class Network:
         if not path.exists():
             raise FileNotFoundError(f"no model file at {path}")
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
+            # our own file object: np.load(path) leaves its file open when the zip is corrupt
+            with open(path, "rb") as f:
+                archive = np.load(f, allow_pickle=False)
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single array (.npy), not an .npz archive")
+                with archive:
+                    arrays = {key: archive[key] for key in archive.files}
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise ValueError(f"{path} is not a readable nn model file ({type(exc).__name__}: "
                              f"{exc}); it may be truncated or corrupt, save the network again") from exc

@@ -98,9 +98,10 @@ class Optimizer:
                                    "before the optimizer step") from None
             if inv_scale != 1.0:
                 g = g * inv_scale
-            self._update(p, g, self.state.setdefault((id(layer), name), {}))
+            self._update(p, g, (id(layer), name))
 
-    def _update(self, p, g, state: dict) -> None:
+    def _update(self, p, g, key) -> None:
+        """Update ``p`` in place from ``g``; ``self.state[key]`` holds this parameter's state."""
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -121,17 +122,17 @@ class SGD(Optimizer):
         super().__init__(lr)
         if not 0 <= momentum < 1:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
-        if weight_decay < 0:
+        if not weight_decay >= 0:  # also rejects NaN
             raise ValueError(f"SGD: weight_decay must be >= 0, got {weight_decay!r}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
 
-    def _update(self, p, g, state):
+    def _update(self, p, g, key):
         if self.weight_decay:
             g = g + self.weight_decay * p
         if self.momentum:
-            v = state.get("v")
+            v = self.state.get(key)
             if v is None:
-                v = state["v"] = g.copy()
+                v = self.state[key] = g.copy()
             else:
                 v *= self.momentum
                 v += g
@@ -157,10 +158,15 @@ class Adam(Optimizer):
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas!r}")
+        if not eps > 0:
+            raise ValueError(f"Adam: eps must be > 0, got {eps!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"Adam: weight_decay must be >= 0, got {weight_decay!r}")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
 
-    def _update(self, p, g, state):
+    def _update(self, p, g, key):
         b1, b2 = self.betas
+        state = self.state.setdefault(key, {})
         if self.weight_decay:
             g = g + self.weight_decay * p
         if not state:

@@ -31,11 +31,12 @@ class LossScaler:
 
     def __init__(self, init_scale=2.0**15, growth_factor=2.0, backoff_factor=0.5,
                  growth_interval=2000, min_scale=1.0):
-        if init_scale <= 0 or growth_factor <= 1 or not 0 < backoff_factor < 1 or growth_interval < 1:
+        if (init_scale <= 0 or growth_factor <= 1 or not 0 < backoff_factor < 1
+                or growth_interval < 1 or min_scale <= 0):
             raise ValueError(
-                "LossScaler: need init_scale > 0, growth_factor > 1, 0 < backoff_factor < 1 and "
-                f"growth_interval >= 1, got {init_scale}, {growth_factor}, {backoff_factor}, "
-                f"{growth_interval}")
+                "LossScaler: need init_scale > 0, growth_factor > 1, 0 < backoff_factor < 1, "
+                f"growth_interval >= 1 and min_scale > 0, got {init_scale}, {growth_factor}, "
+                f"{backoff_factor}, {growth_interval}, {min_scale}")
         self.scale = float(init_scale)
         self.growth_factor = float(growth_factor)
         self.backoff_factor = float(backoff_factor)

@@ -46,7 +46,5 @@ class NumpyBackend(Backend):
     def scalar(self, value):
         return float(value)
 
-    def errstate(self):
-        if self.precision == "mixed":
-            return np.errstate(over="ignore", invalid="ignore")
-        return super().errstate()
+    def errstate(self, **kwargs):
+        return np.errstate(**kwargs)

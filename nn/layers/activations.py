@@ -47,8 +47,7 @@ class Step(Layer):
 class Sigmoid(Layer):
     """The logistic function with the course's slope ``beta``.
 
-    ``y = 1 / (1 + exp(-beta x))``, computed as ``(1 + tanh(beta x / 2)) / 2``, the same value
-    without overflow for large ``|x|``.  Derivative: ``dy/dx = beta y (1 - y)``.
+    ``y = 1 / (1 + exp(-beta x))``; derivative ``dy/dx = beta y (1 - y)``.
     """
 
     def __init__(self, beta: float = 1.0):
@@ -58,8 +57,10 @@ class Sigmoid(Layer):
         self.beta = float(beta)
 
     def forward(self, x, train=False):
-        xp = backends.current().xp
-        self.y = 0.5 * (1 + xp.tanh((0.5 * self.beta) * x))
+        B = backends.current()
+        # for x << 0, exp(-beta x) overflows to inf and y = 1 / inf = 0: the right limit
+        with B.errstate(over="ignore"):
+            self.y = 1 / (1 + B.xp.exp(-self.beta * x))
         return self.y
 
     def backward(self, dy):

@@ -20,4 +20,6 @@ class Flatten(Layer):
         return dy.reshape(self.shape)
 
     def output_shape(self, input_shape):
+        if len(input_shape) < 1:
+            raise self._bad_shape("(N, ...) with at least 2 axes", ("N", *input_shape))
         return (math.prod(input_shape),)

@@ -1,0 +1,317 @@
+"""Optimizers and learning-rate schedules against formulas written out by hand."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nn import backends
+from nn.layers import Dense
+from nn.optim import (SGD, Adam, ConstantLR, ExponentialDecayLR, LinearDecayLR, as_schedule)
+
+
+class FakeLayer:
+    """The least an optimizer needs: ``params`` and ``grads`` dicts of arrays."""
+
+    def __init__(self, **params):
+        B = backends.current()
+        self.params = {name: B.xp.asarray(np.array(v, dtype=B.param_dtype))
+                       for name, v in params.items()}
+        self.grads = {}
+
+    def set_grad(self, name, g):
+        B = backends.current()
+        self.grads[name] = B.xp.asarray(np.array(g, dtype=B.param_dtype))
+
+    def __repr__(self):
+        return "FakeLayer()"
+
+
+def host(a):
+    return backends.current().to_host(a)
+
+
+P0 = [1.0, -2.0, 0.5, 3.0]
+GRADS = [[0.5, -1.0, 0.25, 2.0], [-0.3, 0.4, 1.5, -2.0], [0.1, 0.0, -0.7, 1.0]]
+
+
+# -- SGD ------------------------------------------------------------------------------------------
+def test_sgd_one_step(fp64):
+    layer = FakeLayer(W=P0)
+    layer.set_grad("W", GRADS[0])
+    SGD(lr=0.1).step([(layer, "W")])
+    np.testing.assert_allclose(host(layer.params["W"]), [0.95, -1.9, 0.475, 2.8], rtol=1e-15)
+
+
+def test_sgd_does_not_modify_the_gradient(fp64):
+    layer = FakeLayer(W=P0)
+    layer.set_grad("W", GRADS[0])
+    SGD(lr=0.1, momentum=0.9, weight_decay=0.1).step([(layer, "W")])
+    np.testing.assert_array_equal(host(layer.grads["W"]), GRADS[0])
+
+
+def test_sgd_momentum_three_steps(fp64):
+    lr, mu = 0.1, 0.9
+    layer = FakeLayer(W=P0)
+    opt = SGD(lr=lr, momentum=mu)
+    for g in GRADS:
+        layer.set_grad("W", g)
+        opt.step([(layer, "W")])
+    g1, g2, g3 = (np.array(g) for g in GRADS)
+    # PyTorch's convention, unrolled: v1 = g1, v2 = mu g1 + g2, v3 = mu² g1 + mu g2 + g3
+    v1 = g1
+    v2 = mu * g1 + g2
+    v3 = mu**2 * g1 + mu * g2 + g3
+    expected = np.array(P0) - lr * (v1 + v2 + v3)
+    np.testing.assert_allclose(host(layer.params["W"]), expected, rtol=1e-14)
+
+
+def test_sgd_weight_decay(fp64):
+    lr, wd = 0.1, 0.01
+    layer = FakeLayer(W=P0)
+    layer.set_grad("W", GRADS[0])
+    SGD(lr=lr, weight_decay=wd).step([(layer, "W")])
+    p, g = np.array(P0), np.array(GRADS[0])
+    np.testing.assert_allclose(host(layer.params["W"]), p - lr * (g + wd * p), rtol=1e-15)
+
+
+def test_sgd_weight_decay_alone_shrinks_weights(fp64):
+    layer = FakeLayer(W=P0)
+    layer.set_grad("W", np.zeros(4))
+    SGD(lr=0.5, weight_decay=0.2).step([(layer, "W")])
+    np.testing.assert_allclose(host(layer.params["W"]), np.array(P0) * 0.9, rtol=1e-15)
+
+
+OPTIMIZERS = {
+    "SGD": lambda: SGD(lr=0.1),
+    "SGD-momentum": lambda: SGD(lr=0.1, momentum=0.5, weight_decay=0.01),
+    "Adam": lambda: Adam(lr=0.01, betas=(0.8, 0.9), eps=1e-3),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_grad_scale_divides_the_gradient(fp64, name):
+    scale = 1024.0
+    scaled, plain = FakeLayer(W=P0), FakeLayer(W=P0)
+    opt_scaled, opt_plain = OPTIMIZERS[name](), OPTIMIZERS[name]()
+    for g in GRADS:
+        scaled.set_grad("W", np.array(g) * scale)
+        plain.set_grad("W", g)
+        opt_scaled.step([(scaled, "W")], grad_scale=scale)
+        opt_plain.step([(plain, "W")])
+    np.testing.assert_allclose(host(scaled.params["W"]), host(plain.params["W"]), rtol=1e-14)
+    assert not np.allclose(host(plain.params["W"]), P0)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_missing_gradient_raises(fp64, name):
+    layer = FakeLayer(W=P0, b=[0.0])
+    layer.set_grad("W", GRADS[0])
+    with pytest.raises(RuntimeError, match=r"'b'.*backward\(\)"):
+        OPTIMIZERS[name]().step([(layer, "W"), (layer, "b")])
+
+
+def test_sgd_updates_a_real_dense_layer(fp64):
+    layer = Dense(3, 2)
+    x = fp64.asarray(np.random.default_rng(0).standard_normal((4, 3)))
+    layer.forward(x)
+    layer.backward(fp64.asarray(np.ones((4, 2))))
+    W, b = host(layer.params["W"]).copy(), host(layer.params["b"]).copy()
+    dW, db = host(layer.grads["W"]).copy(), host(layer.grads["b"]).copy()
+    SGD(lr=0.5).step([(layer, "W"), (layer, "b")])
+    np.testing.assert_allclose(host(layer.params["W"]), W - 0.5 * dW, rtol=1e-15)
+    np.testing.assert_allclose(host(layer.params["b"]), b - 0.5 * db, rtol=1e-15)
+    np.testing.assert_array_equal(db, [4.0, 4.0])
+
+
+# -- Adam -----------------------------------------------------------------------------------------
+def test_adam_first_step_is_lr_times_sign(fp64):
+    lr = 1e-3
+    layer = FakeLayer(W=P0)
+    layer.set_grad("W", GRADS[0])
+    Adam(lr=lr).step([(layer, "W")])
+    moved = host(layer.params["W"]) - np.array(P0)
+    # bias correction makes m̂ = g and v̂ = g², so the step is lr * g / (|g| + eps)
+    np.testing.assert_allclose(moved, -lr * np.sign(GRADS[0]), rtol=1e-6)
+
+
+def _adam_reference(p, grads, lr, b1, b2, eps):
+    """Adam written out element by element, in plain Python floats."""
+    p = list(p)
+    m = [0.0] * len(p)
+    v = [0.0] * len(p)
+    for t, g in enumerate(grads, start=1):
+        for i in range(len(p)):
+            m[i] = b1 * m[i] + (1 - b1) * g[i]
+            v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
+            m_hat = m[i] / (1 - b1**t)
+            v_hat = v[i] / (1 - b2**t)
+            p[i] -= lr * m_hat / (math.sqrt(v_hat) + eps)
+    return p
+
+
+@pytest.mark.parametrize("lr, betas, eps", [(1e-3, (0.9, 0.999), 1e-8), (0.1, (0.5, 0.8), 1e-2)])
+def test_adam_three_steps_match_reference(fp64, lr, betas, eps):
+    layer = FakeLayer(W=P0)
+    opt = Adam(lr=lr, betas=betas, eps=eps)
+    for g in GRADS:
+        layer.set_grad("W", g)
+        opt.step([(layer, "W")])
+    expected = _adam_reference(P0, GRADS, lr, *betas, eps)
+    np.testing.assert_allclose(host(layer.params["W"]), expected, rtol=1e-13)
+
+
+def test_adam_keeps_state_per_parameter(fp64):
+    """Two parameters updated by one Adam equal two separate runs."""
+    a, b = FakeLayer(W=P0), FakeLayer(W=P0[::-1])
+    opt = Adam(lr=0.1)
+    for g in GRADS:
+        a.set_grad("W", g)
+        b.set_grad("W", g[::-1])
+        opt.step([(a, "W"), (b, "W")])
+    expected_a = _adam_reference(P0, GRADS, 0.1, 0.9, 0.999, 1e-8)
+    expected_b = _adam_reference(P0[::-1], [g[::-1] for g in GRADS], 0.1, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(host(a.params["W"]), expected_a, rtol=1e-13)
+    np.testing.assert_allclose(host(b.params["W"]), expected_b, rtol=1e-13)
+
+
+# -- state ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.1, momentum=0.9), lambda: Adam(lr=0.1)],
+                         ids=["SGD-momentum", "Adam"])
+def test_state_persists_and_reset_clears_it(fp64, make):
+    opt = make()
+    layer = FakeLayer(W=P0)
+    layer.set_grad("W", GRADS[0])
+    opt.step([(layer, "W")])
+    assert opt.state
+    after_one = host(layer.params["W"]).copy()
+    layer.set_grad("W", GRADS[1])
+    opt.step([(layer, "W")])
+    second_move = host(layer.params["W"]) - after_one
+    # a fresh optimizer given the second gradient moves differently: the state carried over
+    stateless = FakeLayer(W=after_one)
+    stateless.set_grad("W", GRADS[1])
+    make().step([(stateless, "W")])
+    assert not np.allclose(second_move, host(stateless.params["W"]) - after_one, rtol=1e-6)
+
+    opt.reset()
+    assert not opt.state
+    assert opt.steps == 0
+    fresh = FakeLayer(W=P0)
+    fresh.set_grad("W", GRADS[0])
+    opt.step([(fresh, "W")])
+    # after reset the first step is the first step again
+    np.testing.assert_allclose(host(fresh.params["W"]), after_one, rtol=1e-15)
+
+
+# -- schedules ------------------------------------------------------------------------------------
+def test_constant_lr():
+    schedule = ConstantLR(0.05)
+    assert [schedule(e) for e in (0, 1, 100)] == [0.05, 0.05, 0.05]
+
+
+def test_linear_decay_lr():
+    schedule = LinearDecayLR(0.1, 0.01, 10)
+    assert schedule(0) == pytest.approx(0.1)
+    assert schedule(5) == pytest.approx(0.055)
+    assert schedule(10) == pytest.approx(0.01)
+    assert schedule(25) == pytest.approx(0.01)
+
+
+def test_exponential_decay_lr():
+    schedule = ExponentialDecayLR(0.1, 0.5)
+    assert [schedule(e) for e in (0, 1, 3)] == pytest.approx([0.1, 0.05, 0.0125])
+
+
+@pytest.mark.parametrize("make", [lambda: LinearDecayLR(0.1, 0.01, 0),
+                                  lambda: ExponentialDecayLR(0.1, 0.0),
+                                  lambda: ExponentialDecayLR(0.1, 1.5)],
+                         ids=["linear-0-epochs", "gamma-0", "gamma-1.5"])
+def test_invalid_schedule_raises(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_start_epoch_sets_lr_from_the_schedule():
+    opt = SGD(lr=LinearDecayLR(0.1, 0.0, 4))
+    assert opt.lr == pytest.approx(0.1)
+    opt.start_epoch(2)
+    assert opt.lr == pytest.approx(0.05)
+    opt.start_epoch(9)
+    assert opt.lr == pytest.approx(0.0)
+
+
+def test_start_epoch_changes_the_step_size(fp64):
+    opt = SGD(lr=ExponentialDecayLR(1.0, 0.5))
+    opt.start_epoch(2)  # lr = 0.25
+    layer = FakeLayer(W=[1.0])
+    layer.set_grad("W", [1.0])
+    opt.step([(layer, "W")])
+    np.testing.assert_allclose(host(layer.params["W"]), [0.75], rtol=1e-15)
+
+
+@pytest.mark.parametrize("lr", [0.1, 1, np.float64(0.3)])
+def test_number_lr_is_wrapped_in_constant_lr(lr):
+    for opt in (SGD(lr=lr), Adam(lr=lr)):
+        assert isinstance(opt.schedule, ConstantLR)
+        assert opt.lr == float(lr)
+        opt.start_epoch(7)
+        assert opt.lr == float(lr)
+    assert isinstance(as_schedule(lr), ConstantLR)
+
+
+def test_callable_lr_is_used_as_schedule():
+    opt = SGD(lr=lambda epoch: 1.0 / (epoch + 1))
+    opt.start_epoch(3)
+    assert opt.lr == 0.25
+
+
+@pytest.mark.parametrize("lr", [0, 0.0, -0.1, float("nan"), float("inf"), "0.1", None])
+@pytest.mark.parametrize("make", [SGD, Adam])
+def test_invalid_lr_raises(make, lr):
+    with pytest.raises(ValueError, match="learning rate"):
+        make(lr=lr)
+
+
+@pytest.mark.parametrize("kwargs", [{"momentum": 1.0}, {"momentum": -0.1},
+                                    {"momentum": float("nan")}, {"weight_decay": -0.1},
+                                    {"weight_decay": float("nan")}])
+def test_invalid_sgd_settings_raise(kwargs):
+    with pytest.raises(ValueError, match="SGD"):
+        SGD(lr=0.1, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"betas": (1.0, 0.999)}, {"betas": (0.9, 1.0)},
+                                    {"betas": (-0.1, 0.999)}, {"betas": (0.9, float("nan"))},
+                                    {"eps": 0.0}, {"eps": -1e-8}, {"weight_decay": -0.1}])
+def test_invalid_adam_settings_raise(kwargs):
+    with pytest.raises(ValueError, match="Adam"):
+        Adam(**kwargs)
+
+
+# -- mixed precision ------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: SGD(lr=1e-4), lambda: Adam(lr=1e-4)],
+                         ids=["SGD", "Adam"])
+def test_mixed_updates_float32_master_weights(mixed, make):
+    """A step of 1e-4 on a weight of 1 is below float16's resolution (2**-11) but kept."""
+    layer = FakeLayer(W=[1.0, 1.0])
+    assert layer.params["W"].dtype == np.float32
+    layer.set_grad("W", [1.0, -1.0])
+    make().step([(layer, "W")])
+    W = host(layer.params["W"])
+    assert W.dtype == np.float32
+    np.testing.assert_allclose(W, [1 - 1e-4, 1 + 1e-4], rtol=1e-6)
+    # the same numbers rounded to float16 would have lost the update
+    np.testing.assert_array_equal(W.astype(np.float16), [1.0, 1.0])
+
+
+def test_mixed_dense_step_in_float32(mixed):
+    layer = Dense(4, 3)
+    layer.forward(mixed.asarray(np.random.default_rng(0).standard_normal((5, 4))))
+    layer.backward(mixed.asarray(np.random.default_rng(1).standard_normal((5, 3))))
+    W, dW = host(layer.params["W"]).copy(), host(layer.grads["W"]).copy()
+    SGD(lr=1e-3).step([(layer, "W"), (layer, "b")], grad_scale=2.0)
+    assert layer.params["W"].dtype == np.float32
+    assert layer.params["b"].dtype == np.float32
+    np.testing.assert_allclose(host(layer.params["W"]), W - np.float32(1e-3 / 2.0) * dW, rtol=1e-6)
