@@ -159,9 +159,9 @@ class Network:
             if not (isinstance(valid, (tuple, list)) and len(valid) == 2):
                 raise ValueError("fit: valid must be a pair (x_valid, y_valid)")
             valid = _check_data("fit (valid)", *valid)
-        if not (isinstance(epochs, int) and epochs >= 0):
+        if isinstance(epochs, bool) or not (isinstance(epochs, int) and epochs >= 0):
             raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
-        if not (isinstance(batch_size, int) and batch_size >= 1):
+        if isinstance(batch_size, bool) or not (isinstance(batch_size, int) and batch_size >= 1):
             raise ValueError(f"fit: batch_size must be an int >= 1, got {batch_size!r}")
         B = self._current_backend()
         if seed is not None:
@@ -257,6 +257,11 @@ class Network:
                 finite = B.all_finite([layer.grads[name] for layer, name in params])
                 if finite:
                     optimizer.step(params, grad_scale=scaler.scale)
+                elif scaler.scale <= scaler.min_scale:
+                    raise NonFiniteLossError(
+                        f"the gradients overflow float16 even with the loss scale at its minimum "
+                        f"({scaler.scale:g}): they are genuinely larger than 65504; normalise the "
+                        "inputs, lower the learning rate, or train in 'fp32'")
                 scaler.update(finite)
         return value, out
 
@@ -427,9 +432,16 @@ class Network:
         if arch.get("version", 0) > FORMAT_VERSION:
             raise ValueError(f"{path} was written by a newer nn (format version "
                              f"{arch['version']} > {FORMAT_VERSION}); update nn to read it")
-        net = cls([from_dict(spec) for spec in arch["layers"]],
-                  None if arch.get("loss") is None else _losses.from_dict(arch["loss"]))
         B = backends.current()
+        try:
+            # built under a throw-away generator: loading must not shift the user's seeded draws
+            with backends.using(B.name, B.precision, seed=0):
+                net = cls([from_dict(spec) for spec in arch["layers"]],
+                          None if arch.get("loss") is None else _losses.from_dict(arch["loss"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: the architecture record cannot be rebuilt "
+                             f"({type(exc).__name__}: {exc}); it is damaged or was written by "
+                             "another version of nn") from exc
         for key, layer, name in net.named_parameters():
             if key not in arrays:
                 raise ValueError(f"{path}: missing array '{key}' ({name} of {layer!r}); the file is "

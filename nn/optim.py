@@ -15,6 +15,8 @@ The learning rate ``lr`` is a number or a schedule, a callable ``epoch -> lr``;
 from __future__ import annotations
 
 import math
+import numbers
+import weakref
 
 from . import backends
 
@@ -67,23 +69,28 @@ def as_schedule(lr):
     """A number becomes :class:`ConstantLR`; a callable is used as it is."""
     if callable(lr):
         return lr
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a positive number or a schedule, got {lr!r}")
-    return ConstantLR(lr)
+    return ConstantLR(float(lr))
 
 
 class Optimizer:
-    """Base class: holds the schedule and per-parameter state keyed by (layer, name)."""
+    """Base class: holds the schedule and per-parameter state (``state[layer][name]``)."""
 
     def __init__(self, lr):
         self.schedule = as_schedule(lr)
-        self.lr = self.schedule(0)
-        self.state: dict = {}
+        # per-parameter state: layer -> {name: state}; weak, so a deleted layer's state goes
+        self.state = weakref.WeakKeyDictionary()
         self.steps = 0
+        self.start_epoch(0)
 
     def start_epoch(self, epoch: int) -> None:
         """Set ``lr`` from the schedule for this (0-based) epoch."""
-        self.lr = self.schedule(epoch)
+        lr = self.schedule(epoch)
+        if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"the learning-rate schedule {self.schedule!r} gave {lr!r} for epoch "
+                             f"{epoch}; a learning rate must be a finite number >= 0")
+        self.lr = float(lr)
 
     def step(self, params, grad_scale: float = 1.0) -> None:
         """Update every ``layer.params[name]`` from ``layer.grads[name] / grad_scale``."""
@@ -98,10 +105,10 @@ class Optimizer:
                                    "before the optimizer step") from None
             if inv_scale != 1.0:
                 g = g * inv_scale
-            self._update(p, g, (id(layer), name))
+            self._update(p, g, self.state.setdefault(layer, {}), name)
 
-    def _update(self, p, g, key) -> None:
-        """Update ``p`` in place from ``g``; ``self.state[key]`` holds this parameter's state."""
+    def _update(self, p, g, state: dict, name: str) -> None:
+        """Update ``p`` in place from ``g``; ``state[name]`` is this parameter's state."""
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -126,13 +133,13 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: weight_decay must be >= 0, got {weight_decay!r}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
 
-    def _update(self, p, g, key):
+    def _update(self, p, g, state, name):
         if self.weight_decay:
             g = g + self.weight_decay * p
         if self.momentum:
-            v = self.state.get(key)
+            v = state.get(name)
             if v is None:
-                v = self.state[key] = g.copy()
+                v = state[name] = g.copy()
             else:
                 v *= self.momentum
                 v += g
@@ -164,9 +171,9 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: weight_decay must be >= 0, got {weight_decay!r}")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
 
-    def _update(self, p, g, key):
+    def _update(self, p, g, state, name):
         b1, b2 = self.betas
-        state = self.state.setdefault(key, {})
+        state = state.setdefault(name, {})
         if self.weight_decay:
             g = g + self.weight_decay * p
         if not state:

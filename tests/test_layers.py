@@ -257,9 +257,10 @@ def test_backward_with_wrong_dy_shape_raises(fp32, index, train):
     lambda: Sigmoid(beta=0),
     lambda: Sigmoid(beta=-1.0),
     lambda: Sigmoid(beta=float("nan")),
+    lambda: Dense(True, 3),
 ], ids=["dense-in-0", "dense-out-0", "dense-float", "dense-negative", "dense-init",
         "dropout-1", "dropout-negative", "dropout-nan", "leaky-1.5", "leaky-negative",
-        "sigmoid-0", "sigmoid-negative", "sigmoid-nan"])
+        "sigmoid-0", "sigmoid-negative", "sigmoid-nan", "dense-bool"])
 def test_bad_configuration_raises(make):
     with pytest.raises(ValueError) as info:
         make()
@@ -601,3 +602,14 @@ def test_sigmoid_saturates_in_float16_without_warning(mixed):
         y = host(Sigmoid().forward(x))
     assert y.dtype == np.float16
     np.testing.assert_array_equal(y, [[0.0, 0.0, 0.5, 1.0, 1.0]])
+
+
+def test_dense_accepts_numpy_integers(fp32):
+    y = np.array([0, 2, 1])
+    layer = Dense(np.int64(4), y.max() + 1)
+    assert layer.params["W"].shape == (4, 3) and type(layer.out_features) is int
+
+
+def test_backward_before_forward_says_to_call_forward():
+    with pytest.raises(AttributeError, match="call forward"):
+        Dense(3, 2).backward(np.ones((1, 2), dtype=np.float32))

@@ -266,6 +266,7 @@ def test_fit_rejects_inputs_and_targets_of_different_lengths():
 @pytest.mark.parametrize("kwargs, match", [
     ({"epochs": -1}, "epochs"),
     ({"epochs": 2.0}, "epochs"),
+    ({"epochs": True}, "epochs"),
     ({"batch_size": 0}, "batch_size"),
     ({"batch_size": 8.5}, "batch_size"),
     ({"valid": ([1.0, 2.0],)}, "valid"),
@@ -324,6 +325,15 @@ def test_mixed_precision_skips_steps_whose_gradients_overflow(mixed):
     assert net.loss_scaler.skipped == 1 + n_skipped
     assert not np.array_equal(start["0.W"], weights(net)["0.W"])
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][n_skipped]
+
+
+def test_mixed_precision_stops_when_gradients_overflow_at_the_minimum_scale(mixed):
+    x, y = blobs()
+    net = Network([Dense(4, 8), Tanh(), Dense(8, 3)], MSE())
+    net.loss_scaler = nn.backends.LossScaler(init_scale=1.0)
+    with pytest.raises(nn.NonFiniteLossError, match="even with the loss scale at its minimum"):
+        # targets of 1e8 make the output gradient itself (1e8 / N) larger than float16's 65504
+        net.fit(x, np.full((len(x), 3), 1e8), epochs=1, batch_size=len(x), progress=False)
 
 
 # -- predict and evaluate ---------------------------------------------------------------------
@@ -390,7 +400,7 @@ def test_summary_of_mismatched_layers_names_the_layer_and_shapes():
         net.summary()
     message = str(info.value)
     assert "layer 1" in message and "Dense(5->2)" in message
-    assert "(N, 5)" in message and "8" in message
+    assert "(N, 5)" in message and "got (N, 8)" in message
 
 
 def test_summary_starting_with_flatten_needs_the_input_shape():
@@ -619,6 +629,33 @@ def test_load_a_file_from_a_newer_version(saved):
     rewrite(path, arrays)
     with pytest.raises(ValueError, match="newer nn"):
         Network.load(path)
+
+
+def test_load_with_an_unknown_constructor_argument(saved):
+    path, arrays = saved
+    arch = json.loads(str(arrays["__architecture__"]))
+    arch["layers"][0]["config"]["n_neurons"] = 3
+    arrays["__architecture__"] = np.array(json.dumps(arch))
+    rewrite(path, arrays)
+    with pytest.raises(ValueError, match="cannot be rebuilt.*n_neurons"):
+        Network.load(path)
+
+
+def test_load_with_no_layer_list(saved):
+    path, arrays = saved
+    arrays["__architecture__"] = np.array('{"format": "nn-model", "version": 1}')
+    rewrite(path, arrays)
+    with pytest.raises(ValueError, match="cannot be rebuilt"):
+        Network.load(path)
+
+
+def test_loading_does_not_shift_the_seeded_generator(tmp_path):
+    path = classifier().save(tmp_path / "net")
+    nn.use("numpy", "fp32", seed=5)
+    expected = Dense(4, 3).params["W"].copy()
+    nn.use("numpy", "fp32", seed=5)
+    Network.load(path)
+    np.testing.assert_array_equal(Dense(4, 3).params["W"], expected)
 
 
 # -- the course-level check ------------------------------------------------------------------

@@ -251,7 +251,7 @@ def test_start_epoch_changes_the_step_size(fp64):
     np.testing.assert_allclose(host(layer.params["W"]), [0.75], rtol=1e-15)
 
 
-@pytest.mark.parametrize("lr", [0.1, 1, np.float64(0.3)])
+@pytest.mark.parametrize("lr", [0.1, 1, np.float64(0.3), np.float32(0.5)])
 def test_number_lr_is_wrapped_in_constant_lr(lr):
     for opt in (SGD(lr=lr), Adam(lr=lr)):
         assert isinstance(opt.schedule, ConstantLR)
@@ -267,7 +267,7 @@ def test_callable_lr_is_used_as_schedule():
     assert opt.lr == 0.25
 
 
-@pytest.mark.parametrize("lr", [0, 0.0, -0.1, float("nan"), float("inf"), "0.1", None])
+@pytest.mark.parametrize("lr", [0, 0.0, -0.1, float("nan"), float("inf"), "0.1", None, True])
 @pytest.mark.parametrize("make", [SGD, Adam])
 def test_invalid_lr_raises(make, lr):
     with pytest.raises(ValueError, match="learning rate"):
@@ -315,3 +315,29 @@ def test_mixed_dense_step_in_float32(mixed):
     assert layer.params["W"].dtype == np.float32
     assert layer.params["b"].dtype == np.float32
     np.testing.assert_allclose(host(layer.params["W"]), W - np.float32(1e-3 / 2.0) * dW, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan")])
+def test_a_schedule_giving_a_bad_rate_raises_at_that_epoch(bad):
+    opt = SGD(lr=lambda epoch: 0.1 if epoch < 3 else bad)
+    opt.start_epoch(2)
+    with pytest.raises(ValueError, match="epoch 3"):
+        opt.start_epoch(3)
+
+
+def test_linear_decay_to_zero_is_allowed():
+    opt = SGD(lr=LinearDecayLR(0.1, 0.0, 4))
+    opt.start_epoch(4)
+    assert opt.lr == 0.0
+
+
+def test_state_of_a_deleted_layer_is_dropped(fp64):
+    import gc
+    layer = Dense(3, 2)
+    opt = SGD(0.1, momentum=0.9)
+    layer.grads = {"W": layer.params["W"] * 0 + 1, "b": layer.params["b"] * 0 + 1}
+    opt.step([(layer, "W"), (layer, "b")])
+    assert len(opt.state) == 1
+    del layer
+    gc.collect()
+    assert len(opt.state) == 0  # a new layer can never inherit stale momentum

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from .. import backends
 
@@ -62,6 +63,11 @@ class Layer:
             layer.to_backend()
         return self
 
+    def __getattr__(self, name):
+        # only reached when normal lookup fails, e.g. backward() reading what forward() keeps
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; if backward() "
+                             "asked for it, call forward() first: backward uses what it keeps")
+
     def __call__(self, x, train=False):
         return self.forward(x, train)
 
@@ -71,7 +77,8 @@ class Layer:
 
     # -- helpers for subclasses ----------------------------------------------------------------
     def _bad_shape(self, expected: str, got) -> ValueError:
-        return ValueError(f"{self!r}: expected input of shape {expected}, got {tuple(got)}")
+        got = "(" + ", ".join(str(d) for d in got) + (",)" if len(got) == 1 else ")")
+        return ValueError(f"{self!r}: expected input of shape {expected}, got {got}")
 
     def _check_dy(self, dy, y_shape):
         if tuple(dy.shape) != tuple(y_shape):
@@ -87,6 +94,13 @@ def _host(a):
 def _on(B, a) -> bool:
     """True when ``a`` already lives on backend ``B``'s device."""
     return isinstance(a, B.xp.ndarray)
+
+
+def positive_int(value, name: str, owner: str) -> int:
+    """``value`` as an int >= 1 (NumPy integers accepted, bools refused), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def named_layers(layer: Layer, prefix: str = ""):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import backends
 from . import init as initializers
-from .base import Layer
+from .base import Layer, positive_int
 
 
 class Dense(Layer):
@@ -31,9 +31,8 @@ class Dense(Layer):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "auto"):
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
+        in_features = positive_int(in_features, "in_features", "Dense")
+        out_features = positive_int(out_features, "out_features", "Dense")
         if init not in initializers.SCHEMES:
             raise ValueError(f"Dense: unknown init {init!r}: choose one of {initializers.SCHEMES}")
         self.in_features, self.out_features = in_features, out_features
