@@ -24,9 +24,14 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     if args.command == "demo":
+        from .backends import BackendUnavailableError
         from .demo import run_demo
-        accuracy = run_demo(epochs=args.epochs, seed=args.seed, backend=args.backend,
-                            precision=args.precision, progress=args.progress)
+        try:
+            accuracy = run_demo(epochs=args.epochs, seed=args.seed, backend=args.backend,
+                                precision=args.precision, progress=args.progress)
+        except BackendUnavailableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0 if accuracy >= 0.95 else 1
     return 2  # argparse rejects unknown commands before this
 

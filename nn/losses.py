@@ -6,8 +6,9 @@ gradient in that dtype; :class:`nn.Network` scales it (``"mixed"``) and casts it
 from __future__ import annotations
 
 from . import backends
+from .registry import Registry
 
-_LOSS_TYPES: dict[str, type] = {}
+LOSSES = Registry("loss")
 
 
 class Loss:
@@ -15,7 +16,7 @@ class Loss:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _LOSS_TYPES[cls.__name__] = cls
+        LOSSES.add(cls)
 
     def forward(self, pred, target):
         raise NotImplementedError
@@ -40,17 +41,7 @@ class Loss:
         return f"{type(self).__name__}({args})"
 
 
-def to_dict(loss: Loss) -> dict:
-    return {"type": type(loss).__name__, "config": loss.config()}
-
-
-def from_dict(spec: dict) -> Loss:
-    try:
-        cls = _LOSS_TYPES[spec["type"]]
-    except KeyError:
-        raise ValueError(f"unknown loss type {spec.get('type')!r}; known: "
-                         f"{', '.join(sorted(_LOSS_TYPES))}") from None
-    return cls(**spec.get("config", {}))
+to_dict, from_dict = LOSSES.to_dict, LOSSES.from_dict
 
 
 def _targets(owner, pred, target, B):

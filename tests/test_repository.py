@@ -45,3 +45,10 @@ def test_bundled_datasets_are_documented():
     for path in (ROOT / "datasets").iterdir():
         if path.is_file() and path.name != "README.md":
             assert f"`{path.name}`" in readme, f"datasets/{path.name} is not described"
+
+
+def test_demo_on_an_unavailable_backend_says_how_to_install(capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as on a machine without CuPy
+    assert main(["demo", "--backend", "cupy"]) == 1
+    assert 'pip install -e ".[gpu]"' in capsys.readouterr().err

@@ -12,8 +12,9 @@ import math
 import numbers
 
 from .. import backends
+from ..registry import Registry
 
-_LAYER_TYPES: dict[str, type] = {}
+LAYERS = Registry("layer")
 
 
 class Layer:
@@ -21,7 +22,7 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _LAYER_TYPES[cls.__name__] = cls
+        LAYERS.add(cls)
 
     def __init__(self):
         self.params: dict = {}
@@ -113,17 +114,6 @@ def named_layers(layer: Layer, prefix: str = ""):
         yield from named_layers(sub, f"{prefix}{i}.")
 
 
-def to_dict(layer: Layer) -> dict:
-    """``{"type": ..., "config": ...}``, the JSON form of a layer (without weights)."""
-    return {"type": type(layer).__name__, "config": layer.config()}
-
-
-def from_dict(spec: dict) -> Layer:
-    """The layer described by :func:`to_dict`'s output (weights freshly initialised)."""
-    try:
-        cls = _LAYER_TYPES[spec["type"]]
-    except KeyError:
-        raise ValueError(f"unknown layer type {spec.get('type')!r}; known: "
-                         f"{', '.join(sorted(_LAYER_TYPES))}") from None
-    return cls(**spec.get("config", {}))
+#: ``to_dict(layer)`` -> ``{"type", "config"}`` (no weights); ``from_dict`` builds a new layer
+to_dict, from_dict = LAYERS.to_dict, LAYERS.from_dict
 
