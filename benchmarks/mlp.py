@@ -7,7 +7,11 @@ like the reference, shuffling off) and through a bare forward/backward/step loop
 PyTorch is installed, the same network in PyTorch (CPU, same thread count) is timed too.
 All timings come from this one process; the ratios are what to read.
 
-    python benchmarks/mlp.py [--epochs 2000] [--repeat 5]
+    python benchmarks/mlp.py [--epochs 2000] [--repeat 5] [--tile 100]
+
+Iris is tiny (150 x 8 hidden activations), so an epoch is dominated by the fixed cost of each
+NumPy call and Python method call; the second table repeats the data 100 times to show the
+ratios once arithmetic dominates.
 """
 from __future__ import annotations
 
@@ -95,33 +99,46 @@ def best_time(fn, repeat):
     return min(times)
 
 
+def compare(x, t, epochs, repeat):
+    runs = {
+        "plain NumPy (reference)": lambda: plain_numpy(x, t, epochs),
+        "nn Network.fit": lambda: nn_fit(x, t, epochs),
+        "nn forward/backward/step loop": lambda: nn_loop(x, t, epochs),
+    }
+    try:
+        import torch
+        runs["PyTorch CPU"] = lambda: torch_mlp(x, t, epochs)
+    except ImportError:
+        pass
+    print(f"\n4-{HIDDEN}-3 sigmoid MLP, {len(x):,} examples, full batch, float64, {epochs} epochs, "
+          f"best of {repeat}")
+    reference = None
+    for name, fn in runs.items():
+        fn()  # warm-up
+        per_epoch = best_time(fn, repeat) / epochs * 1e6
+        reference = reference or per_epoch
+        print(f"  {name:32s} {per_epoch:9.1f} µs/epoch   {per_epoch / reference:5.2f}x the reference")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--tile", type=int, default=100,
+                        help="also time Iris repeated this many times (0: skip)")
     args = parser.parse_args(argv)
     nn.use("numpy", "fp64", seed=0)
-    x, t = data()
-    runs = {
-        "plain NumPy (reference)": lambda: plain_numpy(x, t, args.epochs),
-        "nn Network.fit": lambda: nn_fit(x, t, args.epochs),
-        "nn forward/backward/step loop": lambda: nn_loop(x, t, args.epochs),
-    }
     try:
         import torch
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        runs["PyTorch CPU"] = lambda: torch_mlp(x, t, args.epochs)
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
     except ImportError:
-        print("(PyTorch not installed: its line is skipped)")
-    print(f"4-{HIDDEN}-3 sigmoid MLP, Iris (150 examples), full batch, float64, "
-          f"{args.epochs} epochs, best of {args.repeat}")
-    reference = None
-    for name, fn in runs.items():
-        fn()  # warm-up
-        seconds = best_time(fn, args.repeat)
-        per_epoch = seconds / args.epochs * 1e6
-        reference = reference or per_epoch
-        print(f"  {name:32s} {per_epoch:8.1f} µs/epoch   {per_epoch / reference:5.2f}x the reference")
+        print("PyTorch not installed: its lines are skipped")
+    x, t = data()
+    compare(x, t, args.epochs, args.repeat)
+    if args.tile:
+        # the same network on a batch 100 times larger: per-call overhead against arithmetic
+        compare(np.tile(x, (args.tile, 1)), np.tile(t, (args.tile, 1)),
+                max(1, args.epochs // args.tile * 10), args.repeat)
 
 
 if __name__ == "__main__":

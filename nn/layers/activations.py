@@ -2,6 +2,10 @@
 
 Each keeps what its derivative needs: the output ``y`` when the derivative is a function of
 ``y`` (sigmoid, tanh, softmax), the input ``x`` otherwise (ReLU, LeakyReLU).
+
+Several formulas are computed in place (``out=``, ``+=``) on one new array rather than as a
+single expression: each intermediate of an expression is a fresh array, and on large batches
+allocating and first touching that memory costs more than the arithmetic itself.
 """
 from __future__ import annotations
 
@@ -58,14 +62,22 @@ class Sigmoid(Layer):
 
     def forward(self, x, train=False):
         B = backends.current()
+        xp = B.xp
+        y = xp.multiply(x, -self.beta)        # -beta x
         # for x << 0, exp(-beta x) overflows to inf and y = 1 / inf = 0: the right limit
         with B.errstate(over="ignore"):
-            self.y = 1 / (1 + B.xp.exp(-self.beta * x))
+            xp.exp(y, out=y)                   # exp(-beta x)
+        y += 1
+        self.y = xp.reciprocal(y, out=y)       # 1 / (1 + exp(-beta x))
         return self.y
 
     def backward(self, dy):
         self._check_dy(dy, self.y.shape)
-        return dy * (self.beta * self.y * (1 - self.y))
+        dx = 1 - self.y                        # dx = dy * beta * y * (1 - y)
+        dx *= self.y
+        dx *= dy
+        dx *= self.beta
+        return dx
 
     def config(self):
         return {"beta": self.beta}
@@ -80,7 +92,10 @@ class Tanh(Layer):
 
     def backward(self, dy):
         self._check_dy(dy, self.y.shape)
-        return dy * (1 - self.y * self.y)
+        dx = self.y * self.y                   # dx = dy * (1 - y²)
+        backends.current().xp.subtract(1, dx, out=dx)
+        dx *= dy
+        return dx
 
 
 class ReLU(Layer):
@@ -106,7 +121,8 @@ class LeakyReLU(Layer):
 
     def forward(self, x, train=False):
         xp = backends.current().xp
-        self.slope = xp.where(x > 0, 1.0, self.alpha).astype(x.dtype)
+        one, alpha = x.dtype.type(1), x.dtype.type(self.alpha)  # keep x's dtype
+        self.slope = xp.where(x > 0, one, alpha)
         return x * self.slope
 
     def backward(self, dy):
