@@ -7,11 +7,11 @@
 Sub-modules: ``backends`` (NumPy/CuPy, precision policy), ``layers``, ``losses``, ``optim``,
 ``metrics``, ``gradcheck``, ``data``. Importing ``nn`` loads neither CuPy nor matplotlib.
 """
-from . import backends, gradcheck, layers, losses, metrics, optim
+from . import backends, data, gradcheck, layers, losses, metrics, optim
 from .backends import current, use
 from .network import Network, NonFiniteLossError
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "NonFiniteLossError", "backends", "layers", "losses", "optim", "metrics",
-           "gradcheck", "use", "current", "__version__"]
+__all__ = ["Network", "NonFiniteLossError", "backends", "data", "layers", "losses", "optim",
+           "metrics", "gradcheck", "use", "current", "__version__"]

@@ -49,31 +49,23 @@ def test_dense_gradient(fp64, n_in, n_out, batch, bias):
     assert ("b" in errors) == bias
 
 
-@pytest.mark.parametrize("beta", [0.5, 1.0, 2.5])
+ELEMENTWISE = {
+    "sigmoid-0.5": lambda: Sigmoid(beta=0.5),
+    "sigmoid-1": lambda: Sigmoid(beta=1.0),
+    "sigmoid-2.5": lambda: Sigmoid(beta=2.5),
+    "tanh": Tanh,
+    "relu": ReLU,
+    "leaky-0.01": lambda: LeakyReLU(alpha=0.01),
+    "leaky-0.1": lambda: LeakyReLU(alpha=0.1),
+    "leaky-0.3": lambda: LeakyReLU(alpha=0.3),
+    "identity": Identity,
+}
+
+
+@pytest.mark.parametrize("make", ELEMENTWISE.values(), ids=ELEMENTWISE.keys())
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
-def test_sigmoid_gradient(fp64, beta, shape):
-    assert_passes(Sigmoid(beta=beta), shape)
-
-
-@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
-def test_tanh_gradient(fp64, shape):
-    assert_passes(Tanh(), shape)
-
-
-@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
-def test_relu_gradient(fp64, shape):
-    assert_passes(ReLU(), shape)
-
-
-@pytest.mark.parametrize("alpha", [0.01, 0.1, 0.3])
-@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
-def test_leaky_relu_gradient(fp64, alpha, shape):
-    assert_passes(LeakyReLU(alpha=alpha), shape)
-
-
-@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
-def test_identity_gradient(fp64, shape):
-    assert_passes(Identity(), shape)
+def test_elementwise_gradient(fp64, make, shape):
+    assert_passes(make(), shape)
 
 
 @pytest.mark.parametrize("shape", [(1, 2), (3, 5), (4, 1), (2, 3, 7), (3, 4, 1), (1, 3, 2, 3)])

@@ -571,35 +571,25 @@ def test_load_an_npz_without_architecture(saved):
         Network.load(path)
 
 
-def test_load_with_a_missing_array_names_it_and_its_layer(saved):
-    path, arrays = saved
+def _drop_3W(arrays):
     del arrays["3.W"]
-    rewrite(path, arrays)
-    with pytest.raises(ValueError, match=r"missing array '3\.W' \(W of Dense\(8->8\)\)"):
-        Network.load(path)
 
 
-def test_load_with_a_wrong_shape_names_the_array_and_both_shapes(saved):
+def _set(key, value):
+    return lambda arrays: arrays.__setitem__(key, value)
+
+
+@pytest.mark.parametrize("damage, match", [
+    (_drop_3W, r"missing array '3\.W' \(W of Dense\(8->8\)\)"),
+    (_set("5.W", np.zeros((8, 4))), r"'5\.W' .*shape \(8, 4\), expected \(8, 3\)"),
+    (_set("0.b", np.zeros(8, dtype=np.int64)), r"'0\.b' .*floating point"),
+    (_set("6.W", np.zeros((3, 3))), r"unexpected arrays \['6\.W'\]"),
+], ids=["missing", "wrong-shape", "integer", "extra"])
+def test_load_with_damaged_arrays_names_the_array_and_the_problem(saved, damage, match):
     path, arrays = saved
-    arrays["5.W"] = np.zeros((8, 4))
+    damage(arrays)
     rewrite(path, arrays)
-    with pytest.raises(ValueError, match=r"'5\.W' .*shape \(8, 4\), expected \(8, 3\)"):
-        Network.load(path)
-
-
-def test_load_with_an_integer_array(saved):
-    path, arrays = saved
-    arrays["0.b"] = np.zeros(8, dtype=np.int64)
-    rewrite(path, arrays)
-    with pytest.raises(ValueError, match=r"'0\.b' .*floating point"):
-        Network.load(path)
-
-
-def test_load_with_an_extra_array(saved):
-    path, arrays = saved
-    arrays["6.W"] = np.zeros((3, 3))
-    rewrite(path, arrays)
-    with pytest.raises(ValueError, match=r"unexpected arrays \['6\.W'\]"):
+    with pytest.raises(ValueError, match=match):
         Network.load(path)
 
 
