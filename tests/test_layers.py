@@ -160,9 +160,13 @@ def _all_layers():
     ]
 
 
-@pytest.mark.parametrize("index", range(len(_all_layers())),
-                         ids=[type(layer).__name__ for layer, _ in _all_layers()])
-@pytest.mark.parametrize("train", [False, True])
+each_layer_in_both_modes = pytest.mark.parametrize(
+    "index, train", [(i, t) for i in range(len(_all_layers())) for t in (False, True)],
+    ids=[f"{type(layer).__name__}-{'train' if t else 'eval'}"
+         for layer, _ in _all_layers() for t in (False, True)])
+
+
+@each_layer_in_both_modes
 def test_layers_never_modify_x_or_dy(fp32, index, train):
     B = fp32
     layer, shape = _all_layers()[index]
@@ -216,9 +220,7 @@ def test_flatten_output_shape_rejects_a_missing_feature_axis():
         Flatten().output_shape(())
 
 
-@pytest.mark.parametrize("index", range(len(_all_layers())),
-                         ids=[type(layer).__name__ for layer, _ in _all_layers()])
-@pytest.mark.parametrize("train", [False, True])
+@each_layer_in_both_modes
 def test_backward_with_wrong_dy_shape_raises(fp32, index, train):
     """dy of (1, ...) would broadcast silently against (N, ...): it must be refused."""
     B = fp32

@@ -593,49 +593,27 @@ def test_load_with_damaged_arrays_names_the_array_and_the_problem(saved, damage,
         Network.load(path)
 
 
-def test_load_with_an_unknown_layer_type(saved):
+def _edit(change):
+    """Apply ``change`` to the parsed architecture record; return its new JSON text."""
+    def edit(text):
+        arch = json.loads(text)
+        change(arch)
+        return json.dumps(arch)
+    return edit
+
+
+@pytest.mark.parametrize("edit, match", [
+    (_edit(lambda a: a["layers"][1].update(type="Swish")), "unknown layer type 'Swish'"),
+    (lambda text: '{"format": "nn-model", "layers": [', "not valid JSON"),
+    (_edit(lambda a: a.update(version=99)), "newer nn"),
+    (_edit(lambda a: a["layers"][0]["config"].update(n_neurons=3)), "cannot be rebuilt.*n_neurons"),
+    (lambda text: '{"format": "nn-model", "version": 1}', "cannot be rebuilt"),
+], ids=["unknown-layer", "broken-json", "newer-version", "unknown-argument", "no-layer-list"])
+def test_load_with_a_damaged_architecture_record(saved, edit, match):
     path, arrays = saved
-    arch = json.loads(str(arrays["__architecture__"]))
-    arch["layers"][1]["type"] = "Swish"
-    arrays["__architecture__"] = np.array(json.dumps(arch))
+    arrays["__architecture__"] = np.array(edit(str(arrays["__architecture__"])))
     rewrite(path, arrays)
-    with pytest.raises(ValueError, match="unknown layer type 'Swish'"):
-        Network.load(path)
-
-
-def test_load_with_a_broken_architecture_record(saved):
-    path, arrays = saved
-    arrays["__architecture__"] = np.array('{"format": "nn-model", "layers": [')
-    rewrite(path, arrays)
-    with pytest.raises(ValueError, match="not valid JSON"):
-        Network.load(path)
-
-
-def test_load_a_file_from_a_newer_version(saved):
-    path, arrays = saved
-    arch = json.loads(str(arrays["__architecture__"]))
-    arch["version"] = 99
-    arrays["__architecture__"] = np.array(json.dumps(arch))
-    rewrite(path, arrays)
-    with pytest.raises(ValueError, match="newer nn"):
-        Network.load(path)
-
-
-def test_load_with_an_unknown_constructor_argument(saved):
-    path, arrays = saved
-    arch = json.loads(str(arrays["__architecture__"]))
-    arch["layers"][0]["config"]["n_neurons"] = 3
-    arrays["__architecture__"] = np.array(json.dumps(arch))
-    rewrite(path, arrays)
-    with pytest.raises(ValueError, match="cannot be rebuilt.*n_neurons"):
-        Network.load(path)
-
-
-def test_load_with_no_layer_list(saved):
-    path, arrays = saved
-    arrays["__architecture__"] = np.array('{"format": "nn-model", "version": 1}')
-    rewrite(path, arrays)
-    with pytest.raises(ValueError, match="cannot be rebuilt"):
+    with pytest.raises(ValueError, match=match):
         Network.load(path)
 
 
