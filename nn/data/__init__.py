@@ -1,60 +1,55 @@
-"""Datasets: bundled tables (``datasets/`` at the repository root) and helpers.
+"""Datasets: bundled tables, downloadable image sets, synthetic skies and spectra, and the
+tools to prepare them (normalisation, splits, rebalancing, augmentation).
 
 >>> from nn.data import load_iris, one_hot
 >>> x, y = load_iris()
 >>> x.shape, y.shape, one_hot(y).shape
 ((150, 4), (150,), (150, 3))
+
+Conventions: loaders return NumPy arrays ``(x, y)`` with ``y`` int64 class ids (or a dict of
+splits); images are ``(N, C, H, W)`` float32 in [0, 1]; boxes ``(x1, y1, x2, y2)`` in pixels.
+Data files live in ``datasets/`` (``NN_DATASETS``), downloads in ``datasets/cache/``
+(``NN_DATA_DIR``); ``datasets/README.md`` lists every dataset with its source and licence.
+
+Modules, by family: ``tables`` (Iris, Pima, Wine), ``download`` (URL + sha256 cache),
+``idx`` and ``mnist`` (MNIST, Fashion-MNIST), ``cifar`` (CIFAR-10), ``images`` (image
+folders), ``voc`` (PASCAL VOC), ``spectra`` (stellar spectra), ``radio`` (synthetic radio
+sky), ``preprocess`` (normalisers, splits, rebalancing), ``augment`` (Albumentations).
+Nothing here imports Pillow or Albumentations until a function needs them.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from .augment import Augment, import_albumentations
+from .cifar import CIFAR10_CLASSES, load_cifar10
+from .download import ChecksumError, DownloadError, Resource, fetch
+from .idx import read_idx
+from .images import image_folder_classes, load_image_folder
+from .mnist import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_fashion_mnist, load_mnist
+from .paths import cache_dir, datasets_dir
+from .preprocess import (Center, CenterMaxAbs, MinMax, Normalizer, Standardize,
+                         balanced_indices, rebalance, split_indices, train_valid_test_split)
+from .radio import RADIO_CLASSES, RADIO_PARAMS, make_radio_sky
+from .spectra import (SPECTRAL_TYPES, WAVELENGTHS, load_stellar_spectra,
+                      make_stellar_spectra)
+from .tables import (IRIS_CLASSES, IRIS_FEATURES, PIMA_CLASSES, PIMA_FEATURES, WINE_CLASSES,
+                     WINE_FEATURES, load_iris, load_pima, load_wine, one_hot)
+from .voc import VOC_CLASSES, load_voc, parse_voc_annotation
 
-import numpy as np
-
-IRIS_CLASSES = ("setosa", "versicolor", "virginica")
-
-
-def datasets_dir() -> Path:
-    """The folder of the bundled data files: ``$NN_DATASETS`` or ``<repository>/datasets``."""
-    return Path(os.environ.get("NN_DATASETS", Path(__file__).resolve().parents[2] / "datasets"))
-
-
-def _bundled(name: str) -> Path:
-    path = datasets_dir() / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"bundled data file {path} is missing; it ships with the nn repository: reinstall "
-            "from a full checkout (pip install -e .) or point NN_DATASETS at a folder holding it")
-    return path
-
-
-def load_iris():
-    """Fisher's Iris table: ``x (150, 4)`` float64 in cm, ``y (150,)`` int64 in {0, 1, 2}.
-
-    Classes: :data:`IRIS_CLASSES`. Rows come in a fixed shuffled order (see
-    ``datasets/README.md`` for the source and licence).
-    """
-    path = _bundled("iris.csv")
-    table = np.loadtxt(path, delimiter=",", skiprows=1)
-    if table.shape != (150, 5):
-        raise ValueError(f"{path} should hold 150 rows of 5 numbers, found shape {table.shape}; "
-                         "the file is damaged, restore it from the repository")
-    return table[:, :4], table[:, 4].astype(np.int64)
-
-
-def one_hot(y, n_classes: int | None = None, dtype=np.float64) -> np.ndarray:
-    """Class ids ``(N,)`` as one-hot rows ``(N, n_classes)``."""
-    y = np.asarray(y)
-    if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise ValueError(f"one_hot: expected integer class ids of shape (N,), got {y.dtype} {y.shape}")
-    if n_classes is None:
-        n_classes = int(y.max()) + 1 if y.size else 0
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"one_hot: class ids must lie in [0, {n_classes}), got {y.min()}..{y.max()}")
-    out = np.zeros((y.size, n_classes), dtype=dtype)
-    out[np.arange(y.size), y] = 1
-    return out
-
-
-__all__ = ["load_iris", "one_hot", "datasets_dir", "IRIS_CLASSES"]
+__all__ = [
+    # tables
+    "load_iris", "load_pima", "load_wine", "one_hot", "IRIS_CLASSES", "IRIS_FEATURES",
+    "PIMA_CLASSES", "PIMA_FEATURES", "WINE_CLASSES", "WINE_FEATURES",
+    # images
+    "load_mnist", "load_fashion_mnist", "load_cifar10", "load_image_folder",
+    "image_folder_classes", "load_voc", "parse_voc_annotation", "read_idx",
+    "MNIST_CLASSES", "FASHION_MNIST_CLASSES", "CIFAR10_CLASSES", "VOC_CLASSES",
+    # synthetic and astrophysical
+    "load_stellar_spectra", "make_stellar_spectra", "SPECTRAL_TYPES", "WAVELENGTHS",
+    "make_radio_sky", "RADIO_CLASSES", "RADIO_PARAMS",
+    # preparation
+    "Normalizer", "Center", "Standardize", "MinMax", "CenterMaxAbs", "split_indices",
+    "train_valid_test_split", "balanced_indices", "rebalance", "Augment",
+    "import_albumentations",
+    # files
+    "datasets_dir", "cache_dir", "fetch", "Resource", "DownloadError", "ChecksumError",
+]

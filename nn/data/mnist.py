@@ -1,0 +1,119 @@
+"""MNIST and Fashion-MNIST: 28x28 grey-level images of 10 classes, in the IDX format.
+
+Where the files are looked for, in order:
+
+1. the system folders (Fashion-MNIST: ``/usr/share/datasets/fashion-mnist/``, installed by
+   Debian's ``dataset-fashion-mnist`` package), trusted as installed by the package manager;
+2. the cache folder (``cache_dir("mnist")`` or ``cache_dir("fashion-mnist")``), where a
+   ``.gz`` file is checked against its sha256 and an uncompressed file (as a user may have
+   extracted it) is only checked for its IDX structure;
+3. the web, into the cache (:func:`nn.data.download.fetch`).
+
+The sha256 values are those registered for these exact files (same names and byte sizes as
+the original distributions) by TensorFlow Datasets; the mirrors serve identical bytes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .download import Resource, fetch
+from .idx import read_idx
+from .images import as_images, check_split
+from .paths import cache_dir
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_MNIST_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
+                         "shirt", "sneaker", "bag", "ankle boot")
+
+FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+         "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                  "https://storage.googleapis.com/cvdf-datasets/mnist/")
+_FASHION_MIRRORS = ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+                    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
+
+
+def _resources(mirrors, table):
+    return {name: Resource(name, tuple(m + name for m in mirrors), sha256, size)
+            for name, (sha256, size) in table.items()}
+
+
+MNIST_RESOURCES = _resources(_MNIST_MIRRORS, {
+    "train-images-idx3-ubyte.gz": ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+    "train-labels-idx1-ubyte.gz": ("3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+    "t10k-images-idx3-ubyte.gz": ("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+    "t10k-labels-idx1-ubyte.gz": ("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+})
+FASHION_MNIST_RESOURCES = _resources(_FASHION_MIRRORS, {
+    "train-images-idx3-ubyte.gz": ("3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
+    "train-labels-idx1-ubyte.gz": ("a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515),
+    "t10k-images-idx3-ubyte.gz": ("346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
+    "t10k-labels-idx1-ubyte.gz": ("67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148),
+})
+# Debian's dataset-fashion-mnist re-compressed the files (other bytes, same content), so
+# they are not checked against the sha256 of the downloads
+FASHION_MNIST_SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+
+
+def _locate(resource: Resource, cache: Path, system_dirs, progress: bool) -> Path:
+    """The file of ``resource``: system copy, cached copy (gzip or not), else downloaded."""
+    plain = resource.filename.removesuffix(".gz")
+    for folder in system_dirs:
+        for name in (resource.filename, plain):
+            if (folder / name).is_file():
+                return folder / name
+    if (cache / plain).is_file() and not (cache / resource.filename).is_file():
+        return cache / plain  # extracted by hand: read_idx still checks its structure
+    return fetch(resource, cache, progress)
+
+
+def _load(owner, split, resources, cache, system_dirs, dtype, progress):
+    check_split(owner, split)
+    image_file, label_file = FILES[split]
+    images = read_idx(_locate(resources[image_file], cache, system_dirs, progress))
+    labels = read_idx(_locate(resources[label_file], cache, system_dirs, progress))
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise ValueError(f"{owner}: the {split} images should be uint8 images of 28x28, the "
+                         f"file holds {images.dtype} {images.shape}; it is not the right file, "
+                         f"delete it from {cache} and load again")
+    if labels.shape != (len(images),) or labels.dtype != np.uint8 or labels.max(initial=0) > 9:
+        raise ValueError(f"{owner}: the {split} labels should be {len(images)} digits 0-9 (one "
+                         f"per image), the file holds {labels.dtype} {labels.shape}; it is not "
+                         f"the right file, delete it from {cache} and load again")
+    return as_images(images[:, None], dtype), labels.astype(np.int64)
+
+
+def load_mnist(split: str = "train", dtype=np.float32, progress: bool = True):
+    """LeCun, Cortes and Burges' handwritten digits (60 000 train, 10 000 test).
+
+    Parameters
+    ----------
+    split : "train" or "test"
+    dtype : float type (values in [0, 1]) or np.uint8 (0-255)
+    progress : bool
+        Show a progress bar while downloading (about 11 MB in all).
+
+    Returns
+    -------
+    x : (N, 1, 28, 28) images, white digit on black
+    y : (N,) int64 digits 0-9
+    """
+    return _load("load_mnist", split, MNIST_RESOURCES, cache_dir("mnist"), (), dtype, progress)
+
+
+def load_fashion_mnist(split: str = "train", dtype=np.float32, progress: bool = True):
+    """Zalando's Fashion-MNIST: 28x28 images of 10 kinds of clothing, MNIST's format.
+
+    Looks first in ``/usr/share/datasets/fashion-mnist/`` (``sudo apt-get install
+    dataset-fashion-mnist`` on Debian/Ubuntu), then in the cache, then downloads (30 MB).
+
+    Returns
+    -------
+    x : (N, 1, 28, 28) images (60 000 train, 10 000 test)
+    y : (N,) int64 class ids, names in :data:`FASHION_MNIST_CLASSES`
+    """
+    return _load("load_fashion_mnist", split, FASHION_MNIST_RESOURCES, cache_dir("fashion-mnist"),
+                 FASHION_MNIST_SYSTEM_DIRS, dtype, progress)
