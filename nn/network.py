@@ -15,7 +15,7 @@ from . import backends
 from . import losses as _losses
 from .backends import LossScaler
 from .layers import LeakyReLU, ReLU
-from .layers.base import Layer, from_dict, named_layers, to_dict
+from .layers.base import Layer, forward_through, from_dict, named_layers, to_dict
 from .metrics import confusion_matrix
 from .optim import SGD
 
@@ -43,8 +43,9 @@ class Network:
     >>> net = Network([layers.Dense(4, 8), layers.Sigmoid(), layers.Dense(8, 3)],
     ...               losses.SoftmaxCrossEntropy())
 
-    ``Dense`` layers with ``init="auto"`` (the default) that are followed by a ReLU or
-    LeakyReLU get He weights here; the others keep Xavier weights.
+    ``Dense`` and convolution layers with ``init="auto"`` (the default) that are followed by
+    a ReLU or LeakyReLU (also inside ``Residual``/``Concat`` blocks) get He weights here; the
+    others keep Xavier weights.
     """
 
     def __init__(self, layers, loss=None):
@@ -62,9 +63,7 @@ class Network:
         self.loss = loss
         self.loss_scaler: LossScaler | None = None
         self._backend_key = (backends.current().name, backends.current().precision)
-        for layer, following in zip(layers, layers[1:]):
-            if getattr(layer, "init", None) == "auto" and isinstance(following, (ReLU, LeakyReLU)):
-                layer.reset_parameters("he", alpha=getattr(following, "alpha", 0.0))
+        _he_before_relu(layers)
 
     # -- structure --------------------------------------------------------------------------
     def named_parameters(self):
@@ -100,21 +99,25 @@ class Network:
     def forward(self, x, train: bool = False):
         """Output of the last layer for the batch ``x`` (moved to the device, activation dtype)."""
         B = self._current_backend()
-        x = B.asarray(x)
-        for i, layer in enumerate(self.layers):
-            try:
-                x = layer.forward(x, train)
-            except ValueError as exc:
-                raise ValueError(f"layer {i} of the network: {exc}") from exc
-        return x
+        return forward_through(self.layers, B.asarray(x), train, "the network")
 
     __call__ = forward
 
-    def backward(self, dy):
-        """Backpropagate ``dy = dL/d(output)`` through all layers; returns ``dL/d(input)``."""
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+    def backward(self, dy, input_grad: bool = True):
+        """Backpropagate ``dy = dL/d(output)`` through all layers; returns ``dL/d(input)``.
+
+        With ``input_grad=False`` (what ``fit`` uses: training needs only the parameters'
+        gradients) the first layer may skip ``dL/d(input)`` and ``None`` is returned; for a
+        first convolution that saves a matrix product and a col2im.
+        """
+        first = self.layers[0]
+        first.input_grad = input_grad
+        try:
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
+        finally:
+            first.input_grad = True
+        return dy if input_grad else None
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, valid=None,
@@ -250,7 +253,7 @@ class Network:
             dout = self.loss.backward()
             if scaler is not None:
                 dout = dout * scaler.scale
-            self.backward(B.cast(dout))
+            self.backward(B.cast(dout), input_grad=False)
             if scaler is None:
                 optimizer.step(params)
             else:
@@ -342,17 +345,9 @@ class Network:
         if input_shape is None:
             input_shape = self.layers[0].input_shape()
         rows = [("#", "layer", "output shape", "parameters")]
-        shape = None if input_shape is None else tuple(input_shape)
-        for i, layer in enumerate(self.layers):
-            if shape is not None:
-                try:
-                    shape = layer.output_shape(shape)
-                except ValueError as exc:
-                    raise ValueError(f"layer {i} of the network: {exc}") from exc
-            rows.append((str(i), repr(layer), "?" if shape is None else str(shape),
-                         f"{layer.n_params():,}"))
+        _summary_rows(rows, self.layers, None if input_shape is None else tuple(input_shape))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        fmt = "{:>%d}  {:<%d}  {:<%d}  {:>%d}" % tuple(widths)
+        fmt = "{:<%d}  {:<%d}  {:<%d}  {:>%d}" % tuple(widths)
         lines = [fmt.format(*rows[0]), "-" * (sum(widths) + 6)]
         lines += [fmt.format(*r) for r in rows[1:]]
         lines.append("-" * (sum(widths) + 6))
@@ -462,6 +457,33 @@ class Network:
 
 
 # -- targets ------------------------------------------------------------------------------------
+def _summary_rows(rows, layers, shape, prefix="", indent=""):
+    """Append a row per layer; a block (Residual, Concat) gets a row, then its layers indented."""
+    for i, layer in enumerate(layers):
+        inner_shape = shape
+        if shape is not None:
+            try:
+                shape = layer.output_shape(shape)
+            except ValueError as exc:
+                raise ValueError(f"layer {prefix}{i} of the network: {exc}") from exc
+        inner = layer.sublayers()
+        name = type(layer).__name__ if inner else repr(layer)
+        rows.append((f"{prefix}{i}", indent + name, "?" if shape is None else str(shape),
+                     f"{layer.n_params():,}"))
+        if inner:
+            _summary_rows(rows, inner, inner_shape, f"{prefix}{i}.", indent + "  ")
+
+
+def _he_before_relu(layers):
+    """Redraw as He the ``init="auto"`` weights of layers followed by a ReLU, inside blocks too."""
+    for layer, following in zip(layers, layers[1:]):
+        if getattr(layer, "init", None) == "auto" and isinstance(following, (ReLU, LeakyReLU)):
+            layer.reset_parameters("he", alpha=getattr(following, "alpha", 0.0))
+    for layer in layers:
+        if layer.sublayers():
+            _he_before_relu(layer.sublayers())
+
+
 def _check_data(where, x, y):
     """Host arrays (or device arrays, left alone) with as many targets as inputs."""
     x = x if hasattr(x, "__cuda_array_interface__") else np.asarray(x)
@@ -506,7 +528,13 @@ def _classes(kind, y):
 
 
 def _device_targets(B, y):
-    """Targets on the device: class ids stay integers, float targets in the accumulation dtype."""
+    """Targets on the device: class ids stay integers, float targets in the accumulation dtype.
+
+    Targets that are not numbers (e.g. one dict of boxes per image, for a detection loss)
+    stay on the host, as they are: the loss decides what to move.
+    """
+    if isinstance(y, np.ndarray) and y.dtype == object:
+        return y
     y = B.xp.asarray(y) if B.name != "numpy" else np.asarray(y)
     if y.dtype.kind in "iu":
         return y

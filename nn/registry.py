@@ -23,4 +23,7 @@ class Registry:
         except KeyError:
             raise ValueError(f"unknown {self.kind} type {spec.get('type')!r}; known: "
                              f"{', '.join(sorted(self.types))}") from None
-        return cls(**spec.get("config", {}))
+        config = spec.get("config", {})
+        # containers (Residual, Concat) rebuild the objects inside them from their own dicts
+        build = getattr(cls, "from_config", None)
+        return build(config) if build is not None else cls(**config)

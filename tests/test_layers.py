@@ -6,7 +6,6 @@ relative error of 1e-6.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
@@ -16,27 +15,14 @@ import pytest
 
 import nn
 from nn import backends
-from nn.gradcheck import check_layer
 from nn.layers import (Dense, Dropout, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step,
-                       Tanh, from_dict, to_dict)
+                       Tanh, from_dict)
 
-TOL = 1e-6
+from helpers import assert_passes, assert_round_trips, host
+
 
 # shapes for element-wise layers: 2-D to 5-D, odd sizes, a batch of 1
 ELEMENTWISE_SHAPES = [(1, 1), (3, 7), (2, 3, 5), (1, 3, 2, 3), (2, 1, 3, 2, 3)]
-
-
-def assert_passes(layer, input_shape, **kwargs):
-    """Run check_layer and assert on what it returns, not only on it not raising."""
-    errors = check_layer(layer, input_shape, **kwargs)
-    assert set(errors) == {"x", *layer.params}
-    for name, err in errors.items():
-        assert err < TOL, f"{layer!r}: relative error of {name} is {err:.2e}"
-    return errors
-
-
-def host(a):
-    return backends.current().to_host(a)
 
 
 # -- gradient checks ------------------------------------------------------------------------------
@@ -527,15 +513,7 @@ def test_dense_output_shape_and_wrong_input():
     Dropout(0.2), Flatten(),
 ], ids=repr)
 def test_to_dict_from_dict_round_trip(layer):
-    spec = to_dict(layer)
-    assert spec["type"] == type(layer).__name__
-    spec = json.loads(json.dumps(spec))  # what Network.save writes
-    rebuilt = from_dict(spec)
-    assert type(rebuilt) is type(layer)
-    assert rebuilt.config() == layer.config()
-    assert repr(rebuilt) == repr(layer)
-    assert {k: v.shape for k, v in rebuilt.params.items()} == \
-           {k: v.shape for k, v in layer.params.items()}
+    assert_round_trips(layer)
 
 
 def test_from_dict_unknown_type():

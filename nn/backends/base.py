@@ -31,6 +31,8 @@ import contextlib
 
 import numpy as np
 
+from . import im2col as _im2col
+
 #: precision name -> (activation dtype, parameter dtype, accumulation dtype)
 PRECISIONS = {
     "fp64": ("float64", "float64", "float64"),
@@ -56,6 +58,8 @@ class Backend:
 
     name = "abstract"
     xp = None
+    #: bytes of im2col columns a convolution may hold at once; larger batches go in chunks
+    workspace_bytes = _im2col.WORKSPACE_BYTES
 
     def __init__(self, precision: str = "fp32", seed: int | None = None):
         if precision not in PRECISIONS:
@@ -119,6 +123,42 @@ class Backend:
         """
         raise NotImplementedError
 
+    def im2col(self, x, kernel, stride, padding, dilation):
+        """Columns ``(C*K, N*L)`` of ``x (N, C, *S)``: see :mod:`nn.backends.im2col`."""
+        return _im2col.im2col(self.xp, x, kernel, stride, padding, dilation)
+
+    def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
+        """The adjoint of :meth:`im2col`: columns summed back into an array of ``x_shape``."""
+        return _im2col.col2im(self.xp, cols, x_shape, kernel, stride, padding, dilation)
+
+    def maxpool(self, x, kernel, stride):
+        """Max over each window of ``x (N, C, *S)``: ``(y, argmax)``, no padding.
+
+        ``argmax`` holds, for each output, the offset of its maximum inside the window (the
+        kernel position in C order); on ties the first wins. Written as one comparison per
+        kernel offset, each over a strided slice of ``x`` (all windows at once).
+        """
+        xp = self.xp
+        out = _im2col.output_shape(x.shape[2:], kernel, stride, (0,) * len(kernel),
+                                   (1,) * len(kernel), owner="max-pool")
+        taps = _pool_taps(kernel, stride, out)
+        y = x[taps[0]].copy()
+        argmax = xp.zeros(y.shape, dtype=xp.uint8 if len(taps) < 256 else xp.int32)
+        for k, window in enumerate(taps[1:], start=1):
+            larger = x[window] > y
+            y = xp.where(larger, x[window], y)
+            argmax = xp.where(larger, argmax.dtype.type(k), argmax)
+        return y, argmax
+
+    def maxpool_backward(self, dy, argmax, x_shape, kernel, stride):
+        """``dx``: each ``dy`` routed to the position of its window's maximum (summed on overlaps)."""
+        xp = self.xp
+        dx = xp.zeros(x_shape, dtype=dy.dtype)
+        zero = dy.dtype.type(0)
+        for k, window in enumerate(_pool_taps(kernel, stride, dy.shape[2:])):
+            dx[window] += xp.where(argmax == k, dy, zero)
+        return dx
+
     def all_finite(self, arrays) -> bool:
         """True when no array holds an inf or a NaN (one device sync for all of them)."""
         xp = self.xp
@@ -138,3 +178,10 @@ class Backend:
     def errstate(self, **kwargs):
         """``numpy.errstate(**kwargs)`` on NumPy; a no-op on a GPU, where nothing warns."""
         return contextlib.nullcontext()
+
+
+def _pool_taps(kernel, stride, out):
+    """Per kernel offset, the slice of ``x (N, C, *S)`` holding that offset of every window."""
+    ones = (1,) * len(kernel)
+    return [(slice(None), slice(None)) + _im2col.tap(offset, out, stride, ones)
+            for offset in _im2col.offsets(kernel)]

@@ -4,9 +4,13 @@ CuPy is imported here only, when ``nn.backends.use("cupy")`` asks for it.
 """
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from .base import Backend, BackendUnavailableError
+from .im2col import as_3d, output_shape, shape_3d
 
 INSTALL_HINT = 'install it with  pip install -e ".[gpu]"  (CuPy for CUDA 12) on a machine with an NVIDIA GPU'
 
@@ -71,3 +75,149 @@ class CupyBackend(Backend):
         if a.ndim == 2 and not (a.flags.c_contiguous or a.flags.f_contiguous):
             a = self.xp.ascontiguousarray(a)
         return a
+
+    # -- GPU kernels: one thread per output element, no atomics, no host round-trip -----------
+    def im2col(self, x, kernel, stride, padding, dilation):
+        xp = self.xp
+        N, C = x.shape[:2]
+        out = output_shape(x.shape[2:], kernel, stride, padding, dilation)
+        k, s, p, d, o = geometry_3d(kernel, stride, padding, dilation, out)
+        cols = xp.empty((C * math.prod(k), N * math.prod(o)), dtype=x.dtype)
+        _kernel("im2col", x.dtype)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
+                                   *k, *o, *s, *p, *d, cols)
+        return cols
+
+    def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
+        xp = self.xp
+        N, C = x_shape[:2]
+        out = output_shape(x_shape[2:], kernel, stride, padding, dilation)
+        k, s, p, d, o = geometry_3d(kernel, stride, padding, dilation, out)
+        x = xp.empty(x_shape, dtype=cols.dtype)
+        _kernel("col2im", cols.dtype)(xp.ascontiguousarray(cols), N, C, *shape_3d(x_shape)[2:],
+                                      *k, *o, *s, *p, *d, x)
+        return x
+
+    def maxpool(self, x, kernel, stride):
+        xp = self.xp
+        nd = len(kernel)
+        out = output_shape(x.shape[2:], kernel, stride, (0,) * nd, (1,) * nd, owner="max-pool")
+        N, C = x.shape[:2]
+        y = xp.empty((N, C, *out), dtype=x.dtype)
+        argmax = xp.empty(y.shape, dtype=xp.int32)
+        _kernel("maxpool", x.dtype)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
+                                    *as_3d(kernel), *as_3d(out), *as_3d(stride), y, argmax)
+        return y, argmax
+
+    def maxpool_backward(self, dy, argmax, x_shape, kernel, stride):
+        xp = self.xp
+        N, C = x_shape[:2]
+        dx = xp.empty(x_shape, dtype=dy.dtype)
+        _kernel("maxpool_backward", dy.dtype)(
+            xp.ascontiguousarray(dy), argmax, N, C, *shape_3d(x_shape)[2:], *as_3d(kernel),
+            *as_3d(dy.shape[2:]), *as_3d(stride), dx)
+        return dx
+
+
+def geometry_3d(kernel, stride, padding, dilation, out):
+    """The convolution geometry on three spatial axes (a missing axis: size 1, no padding)."""
+    return (as_3d(kernel), as_3d(stride), as_3d(padding, fill=0), as_3d(dilation), as_3d(out))
+
+
+# Every kernel sees the arrays as (N, C, D, H, W) (1D and 2D have singleton leading axes) and
+# the geometry as three values per axis. Sums run in float (double for float64 arrays).
+_SHAPE = ("int64 N, int64 C, int64 D, int64 H, int64 W, int64 KD, int64 KH, int64 KW, "
+          "int64 OD, int64 OH, int64 OW")
+_CONV = _SHAPE + (", int64 sd, int64 sh, int64 sw, int64 pd, int64 ph, int64 pw, "
+                  "int64 dd, int64 dh, int64 dw")
+_POOL = _SHAPE + ", int64 sd, int64 sh, int64 sw"
+
+_SOURCES = {
+    # i indexes cols (C, KD, KH, KW, N, OD, OH, OW); each thread copies one input value (or 0)
+    "im2col": ("raw T x, " + _CONV, "T col", """
+        long long t = i;
+        const long long ow = t % OW; t /= OW;  const long long oh = t % OH; t /= OH;
+        const long long od = t % OD; t /= OD;  const long long n = t % N;   t /= N;
+        const long long kw = t % KW; t /= KW;  const long long kh = t % KH; t /= KH;
+        const long long kd = t % KD;           const long long c = t / KD;
+        const long long z = od * sd - pd + kd * dd, v = oh * sh - ph + kh * dh,
+                        u = ow * sw - pw + kw * dw;
+        col = (0 <= z && z < D && 0 <= v && v < H && 0 <= u && u < W)
+              ? x[(((n * C + c) * D + z) * H + v) * W + u] : (T)0;
+    """),
+    # i indexes x (N, C, D, H, W); each thread gathers the columns entries copied from it
+    "col2im": ("raw T cols, " + _CONV, "T x", """
+        long long t = i;
+        const long long u = t % W; t /= W;  const long long v = t % H; t /= H;
+        const long long z = t % D; t /= D;  const long long c = t % C; const long long n = t / C;
+        ACC sum = 0;
+        for (long long kd = 0; kd < KD; ++kd) {
+          const long long tz = z + pd - kd * dd;
+          if (tz < 0 || tz % sd) continue;
+          const long long od = tz / sd;  if (od >= OD) continue;
+          for (long long kh = 0; kh < KH; ++kh) {
+            const long long tv = v + ph - kh * dh;
+            if (tv < 0 || tv % sh) continue;
+            const long long oh = tv / sh;  if (oh >= OH) continue;
+            for (long long kw = 0; kw < KW; ++kw) {
+              const long long tu = u + pw - kw * dw;
+              if (tu < 0 || tu % sw) continue;
+              const long long ow = tu / sw;  if (ow >= OW) continue;
+              const long long row = ((c * KD + kd) * KH + kh) * KW + kw;
+              sum += (ACC)cols[((row * N + n) * OD + od) * OH * OW + oh * OW + ow];
+            }
+          }
+        }
+        x = (T)sum;
+    """),
+    # i indexes y (N, C, OD, OH, OW); the first maximum of the window wins
+    "maxpool": ("raw T x, " + _POOL, "T y, int32 argmax", """
+        long long t = i;
+        const long long ow = t % OW; t /= OW;  const long long oh = t % OH; t /= OH;
+        const long long od = t % OD; t /= OD;  const long long nc = t;
+        const T* plane = &x[nc * D * H * W];
+        T best = plane[((od * sd) * H + oh * sh) * W + ow * sw];
+        int where = 0, k = 0;
+        for (long long kd = 0; kd < KD; ++kd)
+          for (long long kh = 0; kh < KH; ++kh)
+            for (long long kw = 0; kw < KW; ++kw, ++k) {
+              const T value = plane[((od * sd + kd) * H + oh * sh + kh) * W + ow * sw + kw];
+              if (value > best) { best = value; where = k; }
+            }
+        y = best;
+        argmax = where;
+    """),
+    # i indexes dx (N, C, D, H, W); each thread sums dy of the windows whose maximum it was
+    "maxpool_backward": ("raw T dy, raw I argmax, " + _POOL, "T dx", """
+        long long t = i;
+        const long long u = t % W; t /= W;  const long long v = t % H; t /= H;
+        const long long z = t % D; const long long nc = t / D;
+        ACC sum = 0;
+        for (long long kd = 0; kd < KD; ++kd) {
+          const long long tz = z - kd;
+          if (tz < 0 || tz % sd || tz / sd >= OD) continue;
+          for (long long kh = 0; kh < KH; ++kh) {
+            const long long tv = v - kh;
+            if (tv < 0 || tv % sh || tv / sh >= OH) continue;
+            for (long long kw = 0; kw < KW; ++kw) {
+              const long long tu = u - kw;
+              if (tu < 0 || tu % sw || tu / sw >= OW) continue;
+              const long long o = ((nc * OD + tz / sd) * OH + tv / sh) * OW + tu / sw;
+              if (argmax[o] == (kd * KH + kh) * KW + kw) sum += (ACC)dy[o];
+            }
+          }
+        }
+        dx = (T)sum;
+    """),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name: str, acc: str):
+    import cupy
+    params, output, body = _SOURCES[name]
+    return cupy.ElementwiseKernel(params, output, body.replace("ACC", acc), f"nn_{name}_{acc}")
+
+
+def _kernel(name: str, dtype):
+    """The compiled kernel ``name``, summing in double for float64 arrays, else in float."""
+    return _compiled(name, "double" if dtype == np.float64 else "float")

@@ -111,7 +111,11 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """``y = x if x > 0 else alpha x``; derivative 1 or ``alpha``."""
+    """``y = x if x > 0 else alpha x``; derivative 1 or ``alpha``.
+
+    With ``0 <= alpha < 1`` this is ``y = max(x, alpha x)``: two passes over memory, where
+    ``where(x > 0, x, alpha x)`` takes several times longer.
+    """
 
     def __init__(self, alpha: float = 0.1):
         super().__init__()
@@ -121,13 +125,17 @@ class LeakyReLU(Layer):
 
     def forward(self, x, train=False):
         xp = backends.current().xp
-        one, alpha = x.dtype.type(1), x.dtype.type(self.alpha)  # keep x's dtype
-        self.slope = xp.where(x > 0, one, alpha)
-        return x * self.slope
+        self.x = x
+        y = xp.multiply(x, x.dtype.type(self.alpha))
+        return xp.maximum(x, y, out=y)
 
     def backward(self, dy):
-        self._check_dy(dy, self.slope.shape)
-        return dy * self.slope
+        self._check_dy(dy, self.x.shape)
+        dx = (self.x > 0).astype(dy.dtype)     # dy/dx = alpha + (1 - alpha) [x > 0]
+        dx *= dy.dtype.type(1 - self.alpha)
+        dx += dy.dtype.type(self.alpha)
+        dx *= dy
+        return dx
 
     def config(self):
         return {"alpha": self.alpha}

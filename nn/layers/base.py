@@ -20,6 +20,10 @@ LAYERS = Registry("layer")
 class Layer:
     """Base class of all layers; subclasses are registered by name for :func:`from_dict`."""
 
+    #: False when nothing needs ``dL/dx`` (the first layer of a network in training): layers
+    #: whose input gradient is costly (Dense, convolutions) then skip it and return None
+    input_grad = True
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         LAYERS.add(cls)
@@ -102,6 +106,16 @@ def positive_int(value, name: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def forward_through(layers, x, train: bool, where: str):
+    """``x`` through ``layers`` in order; a ``ValueError`` says which layer, ``where``."""
+    for i, layer in enumerate(layers):
+        try:
+            x = layer.forward(x, train)
+        except ValueError as exc:
+            raise ValueError(f"layer {i} of {where}: {exc}") from exc
+    return x
 
 
 def named_layers(layer: Layer, prefix: str = ""):

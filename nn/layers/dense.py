@@ -71,7 +71,7 @@ class Dense(Layer):
             # narrow (N, out) array is several times slower
             ones = B.xp.ones(dy.shape[0], dtype=dy.dtype)
             self.grads["b"] = B.matmul(ones, dy).astype(B.param_dtype, copy=False)
-        return B.matmul(dy, self.W.T)
+        return B.matmul(dy, self.W.T) if self.input_grad else None
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):

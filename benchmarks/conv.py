@@ -1,0 +1,260 @@
+"""Convolutional networks: nn's training step and peak memory against PyTorch (CPU).
+
+Three measurements, each run by nn and, when PyTorch is installed, by PyTorch in the same
+invocation (same thread count), so the ratios compare like with like:
+
+1. one training step (forward, backward, SGD update) of the course's LeNet-like network on
+   a batch of 64 1x28x28 float32 images;
+2. one training step of a 1D network on a batch of 32 spectra of 3753 bins;
+3. the peak memory of forward + backward for a batch of 256 3x128x128 images through
+   conv 3x3 -> 16 (pad 1), leaky ReLU, conv 3x3 -> 32 (pad 1). Each framework runs in a fresh
+   child process; the figure is its peak resident memory minus the resident memory just
+   before the pass (inputs allocated, libraries imported).
+
+It then prints where nn's time goes, layer by layer (forward and backward).
+
+    python benchmarks/conv.py [--steps 30] [--repeat 5] [--no-memory] [--no-profile]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import nn
+from nn.layers import (Conv1D, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool1D,
+                       MaxPool2D)
+from nn.losses import SoftmaxCrossEntropy
+from nn.optim import SGD
+
+LR = 0.01
+
+
+# -- the networks -----------------------------------------------------------------------------
+def lenet_nn():
+    return nn.Network([
+        Conv2D(1, 6, 5, padding=2), LeakyReLU(0.1), MaxPool2D(2),
+        Conv2D(6, 16, 5), LeakyReLU(0.1), MaxPool2D(2),
+        Conv2D(16, 48, 3), LeakyReLU(0.1), Flatten(),
+        Dense(48 * 3 * 3, 1024), Dropout(0.5), Dense(1024, 256), Dropout(0.2), Dense(256, 10),
+    ], SoftmaxCrossEntropy())
+
+
+def lenet_torch(torch):
+    t = torch.nn
+    return t.Sequential(
+        t.Conv2d(1, 6, 5, padding=2), t.LeakyReLU(0.1), t.MaxPool2d(2),
+        t.Conv2d(6, 16, 5), t.LeakyReLU(0.1), t.MaxPool2d(2),
+        t.Conv2d(16, 48, 3), t.LeakyReLU(0.1), t.Flatten(),
+        t.Linear(48 * 3 * 3, 1024), t.Dropout(0.5), t.Linear(1024, 256), t.Dropout(0.2),
+        t.Linear(256, 10))
+
+
+SPECTRA_BINS = 3753
+SPECTRA_FLAT = 32 * ((((SPECTRA_BINS - 6) // 4) - 6) // 4)
+
+
+def spectra_nn():
+    return nn.Network([
+        Conv1D(1, 16, 7), MaxPool1D(4), Conv1D(16, 32, 7), MaxPool1D(4), Flatten(),
+        Dense(SPECTRA_FLAT, 7),
+    ], SoftmaxCrossEntropy())
+
+
+def spectra_torch(torch):
+    t = torch.nn
+    return t.Sequential(t.Conv1d(1, 16, 7), t.MaxPool1d(4), t.Conv1d(16, 32, 7), t.MaxPool1d(4),
+                        t.Flatten(), t.Linear(SPECTRA_FLAT, 7))
+
+
+def batch(shape, n_classes, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape).astype(np.float32),
+            rng.integers(0, n_classes, shape[0]).astype(np.int64))
+
+
+# -- one training step --------------------------------------------------------------------------
+def nn_step_timer(net, x, y):
+    loss, opt, params = net.loss, SGD(LR), net.parameters()
+
+    def step():
+        loss.forward(net.forward(x, train=True), y)
+        net.backward(loss.backward(), input_grad=False)   # as fit does; x needs no gradient
+        opt.step(params)
+    return step
+
+
+def torch_step_timer(torch, model, x, y):
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss = torch.nn.CrossEntropyLoss()
+    model.train()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def seconds_per_call(f, steps, repeat):
+    """Best of ``repeat`` mean times over ``steps`` calls, after warm-up (JIT, allocator)."""
+    for _ in range(3):
+        f()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(steps):
+            f()
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best
+
+
+def compare_steps(args, torch):
+    print(f"training step (forward + backward + SGD), float32, {threads()} threads")
+    print(f"{'network':<28}{'nn ms':>9}{'nn img/s':>10}{'torch ms':>10}{'torch img/s':>13}"
+          f"{'nn / torch':>12}")
+    cases = [("LeNet-like, 64x1x28x28", lenet_nn, lenet_torch, (64, 1, 28, 28), 10),
+             ("1D spectra, 32x1x3753", spectra_nn, spectra_torch, (32, 1, SPECTRA_BINS), 7)]
+    for name, make_nn, make_torch, shape, n_classes in cases:
+        x, y = batch(shape, n_classes)
+        nn.use("numpy", "fp32", seed=0)
+        t_nn = seconds_per_call(nn_step_timer(make_nn(), x, y), args.steps, args.repeat)
+        row = f"{name:<28}{t_nn * 1e3:9.2f}{shape[0] / t_nn:10.0f}"
+        if torch is not None:
+            torch.manual_seed(0)
+            t_torch = seconds_per_call(torch_step_timer(torch, make_torch(torch), x, y),
+                                       args.steps, args.repeat)
+            row += f"{t_torch * 1e3:10.2f}{shape[0] / t_torch:13.0f}{t_nn / t_torch:12.2f}"
+        print(row)
+
+
+# -- where the time goes --------------------------------------------------------------------------
+def profile(net, x, y, steps):
+    """Median forward and backward milliseconds of each layer over ``steps`` training steps."""
+    loss, opt, params = net.loss, SGD(LR), net.parameters()
+    fwd = np.zeros((steps + 2, len(net.layers)))
+    bwd = np.zeros((steps + 2, len(net.layers)))
+    for step in range(steps + 2):          # the first two are warm-up, dropped below
+        h = nn.current().asarray(x)
+        for i, layer in enumerate(net.layers):
+            start = time.perf_counter()
+            h = layer.forward(h, train=True)
+            fwd[step, i] = time.perf_counter() - start
+        loss.forward(h, y)
+        dh = loss.backward()
+        net.layers[0].input_grad = False
+        for i in reversed(range(len(net.layers))):
+            start = time.perf_counter()
+            dh = net.layers[i].backward(dh)
+            bwd[step, i] = time.perf_counter() - start
+        net.layers[0].input_grad = True
+        opt.step(params)
+    return np.median(fwd[2:], axis=0) * 1e3, np.median(bwd[2:], axis=0) * 1e3
+
+
+def print_profile(args):
+    for name, make, shape, n_classes in [("LeNet-like", lenet_nn, (64, 1, 28, 28), 10),
+                                         ("1D spectra", spectra_nn, (32, 1, SPECTRA_BINS), 7)]:
+        nn.use("numpy", "fp32", seed=0)
+        net = make()
+        x, y = batch(shape, n_classes)
+        fwd, bwd = profile(net, x, y, args.steps)
+        print(f"\nnn per-layer profile, {name}, batch {shape[0]} (median ms per step)")
+        print(f"{'layer':<48}{'forward':>9}{'backward':>10}")
+        for layer, f, b in zip(net.layers, fwd, bwd):
+            print(f"{repr(layer):<48}{f:9.3f}{b:10.3f}")
+        print(f"{'total':<48}{fwd.sum():9.3f}{bwd.sum():10.3f}")
+
+
+# -- peak memory --------------------------------------------------------------------------------
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KiB on Linux
+
+
+def memory_child(framework: str) -> dict:
+    """Run forward + backward of the memory test here; return the peak RSS increase."""
+    x = np.random.default_rng(0).standard_normal((256, 3, 128, 128)).astype(np.float32)
+    if framework == "nn":
+        nn.use("numpy", "fp32", seed=0)
+        layers = [Conv2D(3, 16, 3, padding=1), LeakyReLU(0.1), Conv2D(16, 32, 3, padding=1)]
+        before = rss_bytes()
+        h = x
+        for layer in layers:
+            h = layer.forward(h, train=True)
+        dh = np.ones_like(h)
+        for layer in reversed(layers):
+            dh = layer.backward(dh)
+    else:
+        import torch
+        torch.set_num_threads(threads())
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.LeakyReLU(0.1),
+                                    torch.nn.Conv2d(16, 32, 3, padding=1))
+        tx = torch.from_numpy(x).requires_grad_(True)
+        before = rss_bytes()
+        out = model(tx)
+        out.backward(torch.ones_like(out))
+    return {"peak": peak_rss_bytes() - before, "before": before}
+
+
+def compare_memory(torch):
+    activations = 256 * 128 * 128 * (3 + 16 + 16 + 32) * 4
+    print(f"\npeak memory of forward + backward, batch 256x3x128x128, float32 "
+          f"(the activations alone: {activations / 2**20:.0f} MiB)")
+    results = {}
+    for framework in ["nn"] + (["torch"] if torch is not None else []):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", framework],
+                             capture_output=True, text=True, check=True)
+        results[framework] = json.loads(out.stdout.splitlines()[-1])["peak"]
+        print(f"  {framework:<6}{results[framework] / 2**20:8.0f} MiB")
+    if "torch" in results:
+        print(f"  nn / torch: {results['nn'] / results['torch']:.2f}")
+
+
+# -- main ------------------------------------------------------------------------------------------
+def threads() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError:
+        print("(PyTorch is not installed: nn's figures only)")
+        return None
+    torch.set_num_threads(threads())
+    return torch
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--memory-child", choices=["nn", "torch"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child)))
+        return
+    torch = import_torch()
+    compare_steps(args, torch)
+    if not args.no_memory:
+        compare_memory(torch)
+    if not args.no_profile:
+        print_profile(args)
+
+
+if __name__ == "__main__":
+    main()

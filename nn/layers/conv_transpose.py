@@ -1,0 +1,122 @@
+"""Transposed convolutions in 1, 2 and 3 dimensions: the convolution run backwards.
+
+A strided convolution maps a large input to a small output; its input gradient,
+``dx = col2im(W.T @ dY)``, maps a small array back to the large shape. The transposed
+convolution *is* that map, used as a layer (decoders, U-Nets, autoencoders): its forward is
+the convolution's backward and its backward is the convolution's forward. Nothing below is
+a new algorithm; compare with :class:`nn.layers.conv.ConvND` line by line.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import backends
+from ..backends.im2col import batch_chunks, transposed_size
+from .conv import WeightedWindow, ntuple, spatial_shape
+
+
+class ConvTransposeND(WeightedWindow):
+    """Transposed convolution over ``ndim`` spatial axes, with PyTorch's semantics.
+
+    Shapes: ``x (N, C, *S)``, ``W (C, O, *K)`` (PyTorch's layout: input channels first),
+    ``b (O,)``, ``y (N, O, *S_out)`` with, on each axis,
+    ``S_out = (S - 1) stride - 2 padding + dilation (K - 1) + 1 + output_padding``
+    (:func:`nn.backends.im2col.transposed_size`). A ``ConvND`` with the same ``kernel_size``,
+    ``stride``, ``padding`` and ``dilation`` maps ``S_out`` back to ``S``.
+
+    Forward, with ``x`` laid out as ``X (C, N*L)``::
+
+        y = col2im(W.reshape(C, O*K).T @ X) + b            (the convolution's dx)
+
+    Backward, with ``dY = im2col(dy)`` of shape ``(O*K, N*L)``::
+
+        dx = W.reshape(C, O*K) @ dY        dW = X @ dY.T    (the convolution's forward)
+
+    Parameters
+    ----------
+    output_padding : int or tuple
+        Extra samples added at the end of each axis of the output, ``< stride``: a strided
+        convolution sends ``stride`` different input lengths to the same output length,
+        and this picks which one to reconstruct.
+    """
+
+    transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, bias=True, dilation=1, init="auto"):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         bias, init)
+        name = type(self).__name__
+        self.output_padding = ntuple(output_padding, self.ndim, "output_padding", name, minimum=0)
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller than "
+                             f"the stride {self.stride} on every axis")
+
+    def _out_spatial(self, spatial) -> tuple:
+        out = tuple(transposed_size(n, k, s, p, d, op) for n, k, s, p, d, op in
+                    zip(spatial, *self._geometry(), self.output_padding))
+        if min(out) < 1:
+            raise ValueError(f"{self!r}: an input of spatial shape {tuple(spatial)} gives an "
+                             f"empty output {out}; reduce the padding")
+        return out
+
+    def forward(self, x, train=False):
+        B = backends.current()
+        xp = B.xp
+        spatial = spatial_shape(self, x.shape, self.in_channels, self.ndim)
+        out = self._out_spatial(spatial)
+        self.x = x = B.asarray(x)
+        N, C, O = x.shape[0], self.in_channels, self.out_channels
+        self.W2 = B.cast(self.params["W"]).reshape(C, -1)    # (C, O*K)
+        bytes_per_example = self.W2.shape[1] * math.prod(spatial) * x.dtype.itemsize
+        self.chunks = batch_chunks(N, bytes_per_example, B.workspace_bytes)
+        y = xp.empty((N, O, *out), dtype=B.dtype)
+        for chunk in self.chunks:
+            X = xp.ascontiguousarray(x[chunk].swapaxes(0, 1)).reshape(C, -1)   # (C, n*L)
+            cols = B.matmul(self.W2.T, X)                                      # (O*K, n*L)
+            y[chunk] = B.col2im(cols, (X.shape[1] // math.prod(spatial), O, *out),
+                                *self._geometry())
+        self._add_bias(B, y)
+        self.y_shape = y.shape
+        return y
+
+    def backward(self, dy):
+        B = backends.current()
+        xp = B.xp
+        self._check_dy(dy, self.y_shape)
+        C = self.in_channels
+        dW = xp.zeros(self.W2.shape, dtype=B.param_dtype)
+        dx = xp.empty(self.x.shape, dtype=B.dtype) if self.input_grad else None
+        for chunk in self.chunks:
+            X = xp.ascontiguousarray(self.x[chunk].swapaxes(0, 1)).reshape(C, -1)
+            dcols = B.im2col(dy[chunk], *self._geometry())                      # (O*K, n*L)
+            dW += B.matmul(X, dcols.T)
+            if self.input_grad:
+                dxc = B.matmul(self.W2, dcols)                                  # (C, n*L)
+                dx[chunk].swapaxes(0, 1)[...] = dxc.reshape(C, -1, *self.x.shape[2:])
+        self.grads["W"] = dW.reshape(self.params["W"].shape)
+        if self.bias:
+            self.grads["b"] = self._bias_grad(B, dy)
+        return dx
+
+    def output_shape(self, input_shape):
+        spatial = spatial_shape(self, ("N", *input_shape), self.in_channels, self.ndim)
+        return (self.out_channels, *self._out_spatial(spatial))
+
+    def config(self):
+        return {**super().config(), "output_padding": list(self.output_padding)}
+
+
+class ConvTranspose1D(ConvTransposeND):
+    """1D transposed convolution ``(N, C, L) -> (N, O, L_out)``; ``W (C, O, k)``."""
+    ndim = 1
+
+
+class ConvTranspose2D(ConvTransposeND):
+    """2D transposed convolution ``(N, C, H, W) -> (N, O, H_out, W_out)``; ``W (C, O, kh, kw)``."""
+    ndim = 2
+
+
+class ConvTranspose3D(ConvTransposeND):
+    """3D transposed convolution of cubes; ``W (C, O, kd, kh, kw)``."""
+    ndim = 3
