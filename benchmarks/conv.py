@@ -13,7 +13,10 @@ invocation (same thread count), so the ratios compare like with like:
 
 It then prints where nn's time goes, layer by layer (forward and backward).
 
-    python benchmarks/conv.py [--steps 30] [--repeat 5] [--no-memory] [--no-profile]
+    python benchmarks/conv.py [--steps 30] [--repeat 5] [--no-memory] [--no-profile] [--no-numba]
+
+``--no-numba`` runs col2im and max-pooling as NumPy strided slices instead of numba kernels,
+to see what the kernels bring.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import time
 import numpy as np
 
 import nn
+from nn.backends.numpy_backend import NumpyBackend
 from nn.layers import (Conv1D, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool1D,
                        MaxPool2D)
 from nn.losses import SoftmaxCrossEntropy
@@ -243,8 +247,11 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-numba", action="store_true",
+                        help="NumPy strided slices instead of the numba kernels")
     parser.add_argument("--memory-child", choices=["nn", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    NumpyBackend.use_numba = not args.no_numba
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child)))
         return
