@@ -141,7 +141,7 @@ class Backend:
         xp = self.xp
         out = _im2col.output_shape(x.shape[2:], kernel, stride, (0,) * len(kernel),
                                    (1,) * len(kernel), owner="max-pool")
-        taps = _pool_taps(kernel, stride, out)
+        taps = _im2col.pool_taps(kernel, stride, out)
         y = x[taps[0]].copy()
         argmax = xp.zeros(y.shape, dtype=xp.uint8 if len(taps) < 256 else xp.int32)
         for k, window in enumerate(taps[1:], start=1):
@@ -155,7 +155,7 @@ class Backend:
         xp = self.xp
         dx = xp.zeros(x_shape, dtype=dy.dtype)
         zero = dy.dtype.type(0)
-        for k, window in enumerate(_pool_taps(kernel, stride, dy.shape[2:])):
+        for k, window in enumerate(_im2col.pool_taps(kernel, stride, dy.shape[2:])):
             dx[window] += xp.where(argmax == k, dy, zero)
         return dx
 
@@ -179,9 +179,3 @@ class Backend:
         """``numpy.errstate(**kwargs)`` on NumPy; a no-op on a GPU, where nothing warns."""
         return contextlib.nullcontext()
 
-
-def _pool_taps(kernel, stride, out):
-    """Per kernel offset, the slice of ``x (N, C, *S)`` holding that offset of every window."""
-    ones = (1,) * len(kernel)
-    return [(slice(None), slice(None)) + _im2col.tap(offset, out, stride, ones)
-            for offset in _im2col.offsets(kernel)]

@@ -88,6 +88,12 @@ def tap(offset, out, stride, dilation) -> tuple:
                  for o, n, s, d in zip(offset, out, stride, dilation))
 
 
+def pool_taps(kernel, stride, out) -> list:
+    """Per kernel offset, the slice of ``x (N, C, *S)`` holding that offset of every window."""
+    ones = (1,) * len(kernel)
+    return [(slice(None), slice(None)) + tap(offset, out, stride, ones) for offset in offsets(kernel)]
+
+
 def pad(xp, x, padding):
     """``x (N, C, *S)`` with ``padding`` zeros on both sides of each spatial axis (no copy if 0)."""
     if not any(padding):

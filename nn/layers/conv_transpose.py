@@ -74,8 +74,7 @@ class ConvTransposeND(WeightedWindow):
         for chunk in self.chunks:
             X = xp.ascontiguousarray(x[chunk].swapaxes(0, 1)).reshape(C, -1)   # (C, n*L)
             cols = B.matmul(self.W2.T, X)                                      # (O*K, n*L)
-            y[chunk] = B.col2im(cols, (X.shape[1] // math.prod(spatial), O, *out),
-                                *self._geometry())
+            y[chunk] = B.col2im(cols, (chunk.stop - chunk.start, O, *out), *self._geometry())
         self._add_bias(B, y)
         self.y_shape = y.shape
         return y

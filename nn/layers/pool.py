@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import backends
-from ..backends.im2col import offsets, output_shape, tap
+from ..backends.im2col import output_shape, pool_taps
 from .base import Layer
 from .conv import ntuple, spatial_shape
 
@@ -35,17 +35,14 @@ class PoolND(Layer):
         self.stride = (self.kernel_size if stride is None
                        else ntuple(stride, self.ndim, "stride", name))
 
-    def _windows(self, x_shape):
-        """Output spatial shape and, per kernel offset, the slice of ``x`` it reads."""
+    def _out(self, x_shape) -> tuple:
+        """Spatial shape of the output for an input ``(N, C, *S)``, or a clear error."""
         spatial = spatial_shape(self, x_shape, None, self.ndim)
         ones, zeros = (1,) * self.ndim, (0,) * self.ndim
-        out = output_shape(spatial, self.kernel_size, self.stride, zeros, ones, owner=repr(self))
-        everything = (slice(None), slice(None))
-        return out, [everything + tap(o, out, self.stride, ones) for o in offsets(self.kernel_size)]
+        return output_shape(spatial, self.kernel_size, self.stride, zeros, ones, owner=repr(self))
 
     def output_shape(self, input_shape):
-        out, _ = self._windows(("N", *input_shape))
-        return (input_shape[0], *out)
+        return (input_shape[0], *self._out(("N", *input_shape)))
 
     def config(self):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride)}
@@ -68,7 +65,7 @@ class MaxPoolND(PoolND):
 
     def forward(self, x, train=False):
         B = backends.current()
-        self._windows(x.shape)     # checks the shape and that the window fits
+        self._out(x.shape)         # checks the shape and that the window fits
         self.x_shape = x.shape
         y, self.argmax = B.maxpool(x, self.kernel_size, self.stride)
         return y
@@ -83,7 +80,7 @@ class AvgPoolND(PoolND):
     """Mean over each window: ``y = (1/K) sum over the window of x``; ``dx = dy / K`` spread back."""
 
     def forward(self, x, train=False):
-        out, self.taps = self._windows(x.shape)
+        self.taps = pool_taps(self.kernel_size, self.stride, self._out(x.shape))
         self.x_shape = x.shape
         y = x[self.taps[0]].copy()
         for window in self.taps[1:]:
