@@ -142,7 +142,7 @@ _SOURCES = {
         const long long z = od * sd - pd + kd * dd, v = oh * sh - ph + kh * dh,
                         u = ow * sw - pw + kw * dw;
         col = (0 <= z && z < D && 0 <= v && v < H && 0 <= u && u < W)
-              ? x[(((n * C + c) * D + z) * H + v) * W + u] : (T)0;
+              ? x[(((n * C + c) * D + z) * H + v) * W + u] : (T)0.0f;
     """),
     # i indexes x (N, C, D, H, W); each thread gathers the columns entries copied from it
     "col2im": ("raw T cols, " + _CONV, "T x", """
