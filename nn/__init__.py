@@ -5,13 +5,13 @@
 ...                   nn.layers.Dense(8, 3)], nn.losses.SoftmaxCrossEntropy())
 
 Sub-modules: ``backends`` (NumPy/CuPy, precision policy), ``layers``, ``losses``, ``optim``,
-``metrics``, ``gradcheck``, ``data``. Importing ``nn`` loads neither CuPy nor matplotlib.
+``metrics``, ``gradcheck``, ``data``, ``detection`` (boxes, NMS, AP, YOLO). Importing ``nn`` loads neither CuPy nor matplotlib.
 """
-from . import backends, data, gradcheck, layers, losses, metrics, optim
+from . import backends, data, detection, gradcheck, layers, losses, metrics, optim
 from .backends import current, use
 from .network import Network, NonFiniteLossError
 
 __version__ = "0.1.0"
 
 __all__ = ["Network", "NonFiniteLossError", "backends", "data", "layers", "losses", "optim",
-           "metrics", "gradcheck", "use", "current", "__version__"]
+           "metrics", "gradcheck", "detection", "use", "current", "__version__"]

@@ -2,6 +2,12 @@
 
 They compute in the backend's accumulation dtype (float32 under ``"mixed"``) and return the
 gradient in that dtype; :class:`nn.Network` scales it (``"mixed"``) and casts it for the layers.
+
+A subclass writes :meth:`Loss.forward_device`, which returns the mean loss as a 0-d array
+left where the predictions are; ``forward`` is that value as a Python ``float``. On a GPU,
+making a ``float`` waits for the device, so ``Network.fit`` sums ``forward_device`` values on
+the device and reads the sum once per epoch. (A subclass that only writes ``forward`` also
+works; fit then reads its loss once per batch.)
 """
 from __future__ import annotations
 
@@ -18,8 +24,16 @@ class Loss:
         super().__init_subclass__(**kwargs)
         LOSSES.add(cls)
 
-    def forward(self, pred, target):
-        raise NotImplementedError
+    def forward(self, pred, target) -> float:
+        """Mean loss over the batch, as a Python float; keeps what ``backward`` needs."""
+        return float(self.forward_device(pred, target))
+
+    def forward_device(self, pred, target):
+        """Mean loss over the batch as a 0-d array on the backend's device (no host sync)."""
+        if type(self).forward is Loss.forward:
+            raise NotImplementedError(f"{type(self).__name__} must define forward_device "
+                                      "(or forward)")
+        return self.forward(pred, target)
 
     def backward(self):
         raise NotImplementedError
@@ -55,7 +69,8 @@ def _targets(owner, pred, target, B):
         if target.shape[0] != pred.shape[0]:
             raise ValueError(f"{owner}: {pred.shape[0]} predictions but {target.shape[0]} targets")
         n_classes = pred.shape[1]
-        if B.name == "numpy" and target.size and (target.min() < 0 or target.max() >= n_classes):
+        # checked where it is free; on a GPU it would wait for the device at every batch
+        if B.on_host and target.size and (target.min() < 0 or target.max() >= n_classes):
             raise ValueError(f"{owner}: class ids must lie in [0, {n_classes}) for predictions "
                              f"of shape {tuple(pred.shape)}, got ids from {target.min()} to "
                              f"{target.max()}")
@@ -76,12 +91,12 @@ class MSE(Loss):
     (turned into one-hot rows).
     """
 
-    def forward(self, pred, target):
+    def forward_device(self, pred, target):
         B = backends.current()
         t = _targets("MSE", pred, target, B)
         self.diff = pred.astype(B.acc_dtype, copy=False) - t
         self.n = pred.shape[0]
-        return B.scalar(0.5 * (self.diff * self.diff).sum() / self.n)
+        return 0.5 * (self.diff * self.diff).sum() / self.n
 
     def backward(self):
         return self.diff / self.n
@@ -95,7 +110,7 @@ class SoftmaxCrossEntropy(Loss):
     Logits ``(N, C)``; targets class ids ``(N,)`` or one-hot / probabilities ``(N, C)``.
     """
 
-    def forward(self, pred, target):
+    def forward_device(self, pred, target):
         B = backends.current()
         xp = B.xp
         if pred.ndim != 2:
@@ -110,7 +125,7 @@ class SoftmaxCrossEntropy(Loss):
         self.t = t
         self.n = pred.shape[0]
         log_probs = z - xp.log(s)
-        return B.scalar(-(t * log_probs).sum() / self.n)
+        return -(t * log_probs).sum() / self.n
 
     def backward(self):
         return (self.probs - self.t) / self.n
@@ -129,7 +144,7 @@ class BinaryCrossEntropy(Loss):
         self.from_logits = bool(from_logits)
         self.eps = float(eps)
 
-    def forward(self, pred, target):
+    def forward_device(self, pred, target):
         B = backends.current()
         xp = B.xp
         t = _targets("BinaryCrossEntropy", pred, target, B)
@@ -142,7 +157,7 @@ class BinaryCrossEntropy(Loss):
         else:
             self.p = xp.clip(x, self.eps, 1 - self.eps)
             loss = -(t * xp.log(self.p) + (1 - t) * xp.log1p(-self.p)).sum()
-        return B.scalar(loss / self.n)
+        return loss / self.n
 
     def backward(self):
         if self.from_logits:

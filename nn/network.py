@@ -154,7 +154,16 @@ class Network:
         Raises
         ------
         NonFiniteLossError
-            When the loss becomes NaN or inf (the run diverged).
+            When the loss becomes NaN or inf (the run diverged), or under ``"mixed"`` when
+            gradients overflow with the loss scale already at its minimum.
+
+        Notes
+        -----
+        Each batch is moved to the device once; the loss, the number of correct predictions
+        and the loss scaler's counters are summed there and brought back together, in one
+        transfer, at the end of the epoch. A training step therefore never waits for a GPU.
+        On NumPy, where reading a value is free, a NaN loss stops training at the batch where
+        it appears; on a GPU it is reported at the end of that epoch.
         """
         loss = self._require_loss("fit")
         x, y = _check_data("fit", x, y)
@@ -176,7 +185,6 @@ class Network:
         if B.mixed:
             scaler = self.loss_scaler = self.loss_scaler or LossScaler()
         kind = _target_kind(y)
-        classes = None if kind is None else _classes(kind, y)
 
         history = {"train_loss": [], "lr": []}
         if kind is not None:
@@ -199,31 +207,45 @@ class Network:
                 if bar is not None:
                     bar.set_description(f"epoch {epoch + 1}/{epochs}")
                 order = order_rng.permutation(n) if shuffle else None
-                total, correct = 0.0, 0
-                skipped_before = scaler.skipped if scaler else 0
+                # summed on the device and read back once, at the end of the epoch
+                loss_sum = B.asarray(0.0, dtype=np.float64)
+                n_correct = B.asarray(0, dtype=np.int64)
+                counters_before = scaler.device_counters() if scaler else None
                 for b, start in enumerate(range(0, n, batch_size)):
                     idx = slice(start, start + batch_size) if order is None else \
                         order[start:start + batch_size]
                     xb, yb = x[idx], y[idx]
                     if augment is not None:
                         xb, yb = augment(xb, yb)
+                    # the batch goes to the device once; nothing comes back until the epoch ends
+                    xb, yb = B.asarray(xb), _device_targets(B, yb)
                     value, out = self._train_step(B, xb, yb, optimizer, params, scaler)
-                    if isinstance(value, float) and not math.isfinite(value):
+                    if B.on_host and not math.isfinite(value):   # free on the host: stop early
                         self._diverged(B, value, epoch, b)
-                    total = total + value * len(xb)
+                    loss_sum += value * len(xb)
                     if kind is not None:
-                        # augment may relabel (e.g. mixup); otherwise the labels are known
-                        labels = classes[idx] if augment is None else _classes(kind, yb)
-                        correct = correct + (loss.predict_classes(out) == B.asarray(labels)).sum()
+                        n_correct += (loss.predict_classes(out) == _device_classes(kind, yb)).sum()
                     if bar is not None:
                         bar.update()
-                train_loss = float(total) / n
+                metrics = [loss_sum, n_correct]
+                if scaler is not None:
+                    scale, skipped, at_min = scaler.device_counters()
+                    metrics += [scale, skipped - counters_before[1], at_min - counters_before[2]]
+                # the epoch's one device-to-host transfer
+                metrics = B.to_host(B.xp.stack([m.astype(np.float64) for m in metrics]))
+                if scaler is not None and metrics[4] > 0:
+                    raise NonFiniteLossError(
+                        f"the gradients overflow float16 even with the loss scale at its minimum "
+                        f"({scaler.min_scale:g}) in epoch {epoch + 1}: they are genuinely larger "
+                        "than 65504; normalise the inputs, lower the learning rate, or train in "
+                        "'fp32'")
+                train_loss = float(metrics[0]) / n
                 if not math.isfinite(train_loss):
                     self._diverged(B, train_loss, epoch, None)
                 history["train_loss"].append(train_loss)
                 history["lr"].append(optimizer.lr)
                 if kind is not None:
-                    history["train_accuracy"].append(float(correct) / n)
+                    history["train_accuracy"].append(float(metrics[1]) / n)
                 if valid is not None:
                     v_loss, v_pred, _ = self._evaluate(*valid, batch_size, kind)
                     history["valid_loss"].append(v_loss)
@@ -231,8 +253,8 @@ class Network:
                         v_acc = float(np.mean(v_pred == _classes(kind, valid[1])))
                         history["valid_accuracy"].append(v_acc)
                 if scaler is not None:
-                    history["loss_scale"].append(scaler.scale)
-                    history["skipped_steps"].append(scaler.skipped - skipped_before)
+                    history["loss_scale"].append(float(metrics[2]))
+                    history["skipped_steps"].append(int(metrics[3]))
                 if bar is not None:
                     bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()
                                      if k in POSTFIX}, refresh=False)
@@ -244,28 +266,27 @@ class Network:
         return history
 
     def _train_step(self, B, xb, yb, optimizer, params, scaler):
-        """One forward, backward and update; returns (loss value, network output)."""
+        """One forward, backward and update on a batch already on the device.
+
+        Returns the loss (a 0-d device array) and the network output. Nothing is read back
+        to the host: under ``"mixed"`` the overflow flag, the loss scale and the decision to
+        skip the update all stay on the device (:class:`nn.backends.LossScaler`).
+        """
         # float16 overflow is expected under "mixed": loss scaling detects it and skips the step
         quiet = B.errstate(over="ignore", invalid="ignore") if B.mixed else contextlib.nullcontext()
         with quiet:
             out = self.forward(xb, train=True)
-            value = self.loss.forward(out, _device_targets(B, yb))
+            value = self.loss.forward_device(out, yb)
             dout = self.loss.backward()
-            if scaler is not None:
-                dout = dout * scaler.scale
-            self.backward(B.cast(dout), input_grad=False)
             if scaler is None:
+                self.backward(B.cast(dout), input_grad=False)
                 optimizer.step(params)
-            else:
-                finite = B.all_finite([layer.grads[name] for layer, name in params])
-                if finite:
-                    optimizer.step(params, grad_scale=scaler.scale)
-                elif scaler.scale <= scaler.min_scale:
-                    raise NonFiniteLossError(
-                        f"the gradients overflow float16 even with the loss scale at its minimum "
-                        f"({scaler.scale:g}): they are genuinely larger than 65504; normalise the "
-                        "inputs, lower the learning rate, or train in 'fp32'")
-                scaler.update(finite)
+                return value, out
+            scale = scaler.scale_array()
+            self.backward(B.cast(dout * scale), input_grad=False)
+            finite = B.all_finite([layer.grads[name] for layer, name in params])
+            optimizer.step(params, grad_scale=scale, found_inf=~finite)
+            scaler.update(finite)
         return value, out
 
     def _diverged(self, B, value, epoch, batch):
@@ -310,16 +331,16 @@ class Network:
     def _evaluate(self, x, y, batch_size, kind):
         """Mean loss, predicted class ids (host, or None) and output width over ``(x, y)``."""
         B = self._current_backend()
-        total, predicted, width = 0.0, [], 1
+        total, predicted, width = B.asarray(0.0, dtype=np.float64), [], 1
         for i in range(0, len(x), batch_size):
             out = self.forward(x[i:i + batch_size])
             yb = y[i:i + batch_size]
-            total = total + self.loss.forward(out, _device_targets(B, yb)) * len(yb)
+            total += self.loss.forward_device(out, _device_targets(B, yb)) * len(yb)
             if kind is not None:
                 predicted.append(self.loss.predict_classes(out))
                 width = out.shape[1] if out.ndim == 2 else 1
         predicted = B.to_host(B.xp.concatenate(predicted)) if predicted else None
-        return float(total) / len(x), predicted, width
+        return float(B.to_host(total)) / len(x), predicted, width
 
     def _require_loss(self, what):
         if self.loss is None:
@@ -535,10 +556,18 @@ def _device_targets(B, y):
     """
     if isinstance(y, np.ndarray) and y.dtype == object:
         return y
-    y = B.xp.asarray(y) if B.name != "numpy" else np.asarray(y)
-    if y.dtype.kind in "iu":
+    kind = y.dtype.kind if hasattr(y, "dtype") else np.asarray(y).dtype.kind
+    # float targets straight to the accumulation dtype: through float16 they could overflow
+    return B.asarray(y) if kind in "iub" else B.asarray(y, dtype=B.acc_dtype)
+
+
+def _device_classes(kind, y):
+    """:func:`_classes` of targets already on the device (no transfer)."""
+    if kind == "ids":
         return y
-    return y.astype(B.acc_dtype, copy=False)
+    if kind == "onehot":
+        return y.argmax(axis=1)
+    return y.reshape(len(y)).astype(np.int64)
 
 
 __all__ = ["Network", "NonFiniteLossError", "Summary"]

@@ -2,18 +2,20 @@
 
 An optimizer updates parameters in place from their gradients::
 
-    optimizer.step(params, grad_scale=1.0)
+    optimizer.step(params, grad_scale=1.0, found_inf=None)
 
 where ``params`` is a list of ``(layer, name)`` pairs (``Network.parameters()``) and the
 gradients, if they were computed from a scaled loss (mixed precision), are divided by
 ``grad_scale`` first. Parameters are the float32 master weights under ``"mixed"``, so every
-update is computed in float32.
+update is computed in float32; ``found_inf`` (a 0-d device array) skips the step on the
+device when the scaled gradients overflowed.
 
 The learning rate ``lr`` is a number or a schedule, a callable ``epoch -> lr``;
 ``Network.fit`` calls ``optimizer.start_epoch(epoch)`` at the start of each epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import weakref
@@ -75,7 +77,13 @@ def as_schedule(lr):
 
 
 class Optimizer:
-    """Base class: holds the schedule and per-parameter state (``state[layer][name]``)."""
+    """Base class: holds the schedule and per-parameter state (``state[layer][name]``).
+
+    A subclass writes the update rule as a function, :meth:`_update`, that returns the new
+    parameter and its new state without changing anything in place; :meth:`step` writes
+    them back. Writing back with a mask is how a mixed-precision step whose gradients
+    overflowed is skipped on the device, with no host round-trip.
+    """
 
     def __init__(self, lr):
         self.schedule = as_schedule(lr)
@@ -92,10 +100,36 @@ class Optimizer:
                              f"{epoch}; a learning rate must be a finite number >= 0")
         self.lr = float(lr)
 
-    def step(self, params, grad_scale: float = 1.0) -> None:
-        """Update every ``layer.params[name]`` from ``layer.grads[name] / grad_scale``."""
+    def step(self, params, grad_scale=1.0, found_inf=None) -> None:
+        """Update every ``layer.params[name]`` from ``layer.grads[name] / grad_scale``.
+
+        Parameters
+        ----------
+        params : list of (layer, name)
+            What ``Network.parameters()`` returns.
+        grad_scale : float or 0-d array
+            The loss scale the gradients carry (mixed precision). A device array is used as
+            it is: it is never read back to the host.
+        found_inf : 0-d bool array, optional
+            When it holds True the whole step is skipped on the device: every update is
+            computed, then written only where ``found_inf`` is False, so the parameters and
+            the optimizer's state keep their values (``Network.fit`` passes the flag of
+            :meth:`nn.backends.Backend.all_finite` under ``"mixed"``). ``steps`` counts the
+            calls, skipped or not.
+        """
         self.steps += 1
-        inv_scale = 1.0 / grad_scale
+        B = backends.current()
+        unscaled = isinstance(grad_scale, numbers.Real) and grad_scale == 1.0
+        inv_scale = None if unscaled else 1.0 / grad_scale
+        keep = None if found_inf is None else ~B.asarray(found_inf, dtype=bool)
+        # an update computed from overflowed gradients holds inf/NaN: it is never written,
+        # so NumPy need not warn about it
+        quiet = contextlib.nullcontext() if keep is None else B.errstate(all="ignore")
+        with quiet:
+            self._step(params, B.xp, inv_scale, keep)
+
+    def _step(self, params, xp, inv_scale, keep):
+        """The loop of :meth:`step`: unscale, update, write back (where ``keep``)."""
         for layer, name in params:
             p = layer.params[name]
             try:
@@ -103,12 +137,27 @@ class Optimizer:
             except KeyError:
                 raise RuntimeError(f"{layer!r} has no gradient for {name!r}: call backward() "
                                    "before the optimizer step") from None
-            if inv_scale != 1.0:
+            if inv_scale is not None:
                 g = g * inv_scale
-            self._update(p, g, self.state.setdefault(layer, {}), name)
+            states = self.state.setdefault(layer, {})
+            if name not in states:
+                states[name] = self._init_state(p)
+            state = states[name]
+            new_p, new_state = self._update(p, g, state)
+            # in place, so that the layer and the state keep their arrays; with a mask, a
+            # skipped step writes nothing
+            for old, new in [(p, new_p)] + [(state[k], new_state[k]) for k in state]:
+                if keep is None:
+                    xp.copyto(old, new)
+                else:
+                    xp.copyto(old, new, where=keep)
 
-    def _update(self, p, g, state: dict, name: str) -> None:
-        """Update ``p`` in place from ``g``; ``state[name]`` is this parameter's state."""
+    def _init_state(self, p) -> dict:
+        """The state of a parameter before its first step: arrays of zeros (or nothing)."""
+        return {}
+
+    def _update(self, p, g, state: dict):
+        """``(new p, new state)`` from gradient ``g``; nothing is modified in place."""
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -121,7 +170,7 @@ class SGD(Optimizer):
     """Gradient descent with optional momentum and weight decay (PyTorch's convention)::
 
         g = grad + weight_decay * p
-        v = momentum * v + g            (v = g when momentum = 0)
+        v = momentum * v + g            (v starts at 0, so v = g after the first step)
         p = p - lr * v
     """
 
@@ -133,18 +182,16 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: weight_decay must be >= 0, got {weight_decay!r}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
 
-    def _update(self, p, g, state, name):
+    def _init_state(self, p):
+        return {"v": backends.current().xp.zeros_like(p)} if self.momentum else {}
+
+    def _update(self, p, g, state):
         if self.weight_decay:
             g = g + self.weight_decay * p
-        if self.momentum:
-            v = state.get(name)
-            if v is None:
-                v = state[name] = g.copy()
-            else:
-                v *= self.momentum
-                v += g
-            g = v
-        p -= self.lr * g
+        if not self.momentum:
+            return p - self.lr * g, {}
+        v = self.momentum * state["v"] + g
+        return p - self.lr * v, {"v": v}
 
     def __repr__(self):
         return (f"SGD(lr={self.schedule!r}, momentum={self.momentum:g}, "
@@ -158,6 +205,9 @@ class Adam(Optimizer):
         p = p - lr * m̂ / (sqrt(v̂) + eps),   m̂ = m / (1 - b1^t),  v̂ = v / (1 - b2^t)
 
     ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2, as PyTorch's Adam).
+    The step count ``t`` is a 0-d array beside ``m`` and ``v`` (as PyTorch's ``capturable``
+    Adam keeps it on the GPU): a skipped mixed-precision step leaves it unchanged without
+    the host having to know that the step was skipped.
     """
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
@@ -171,25 +221,28 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: weight_decay must be >= 0, got {weight_decay!r}")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
 
-    def _update(self, p, g, state, name):
+    def _init_state(self, p):
+        xp = backends.current().xp
+        return {"m": xp.zeros_like(p), "v": xp.zeros_like(p), "t": xp.zeros_like(p, shape=())}
+
+    def _update(self, p, g, state):
         b1, b2 = self.betas
-        state = state.setdefault(name, {})
         if self.weight_decay:
             g = g + self.weight_decay * p
-        if not state:
-            state["t"] = 0
-            xp = backends.current().xp
-            state["m"] = xp.zeros_like(g)
-            state["v"] = xp.zeros_like(g)
-        state["t"] += 1
-        t, m, v = state["t"], state["m"], state["v"]
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * (g * g)
-        m_hat = m / (1 - b1**t)
-        v_hat = v / (1 - b2**t)
-        p -= self.lr * m_hat / (v_hat**0.5 + self.eps)
+        xp = backends.current().xp
+        t = state["t"] + 1
+        m = b1 * state["m"]
+        m += (1 - b1) * g                  # m = b1 m + (1 - b1) g, as a new array
+        v = g * g
+        v *= 1 - b2
+        v += b2 * state["v"]               # v = b2 v + (1 - b2) g²
+        # p - lr m̂ / (sqrt(v̂) + eps), computed in one scratch array
+        step = v / (1 - b2**t)
+        xp.sqrt(step, out=step)
+        step += self.eps
+        xp.divide(m, step, out=step)
+        step *= self.lr / (1 - b1**t)
+        return p - step, {"m": m, "v": v, "t": t}
 
     def __repr__(self):
         return f"Adam(lr={self.schedule!r}, betas={self.betas}, eps={self.eps:g})"

@@ -17,6 +17,17 @@ def _available(name: str) -> bool:
     return backends.available(name)
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("course", "course practicals (tests/course)")
+    group.addoption("--impl", choices=("solutions", "exercises"), default="solutions",
+                    help="run the course tests on solutions/ (default; each test also runs on "
+                         "the generated stub and must raise NotImplementedError there) or on "
+                         "the student's files in exercises/")
+    group.addoption("--impl-file", default=None, metavar="PATH",
+                    help="run a practical's tests on this file instead of exercises/<chapter>/"
+                         "<name>.py (implies --impl exercises); used by python -m nn check")
+
+
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
 def backend_name(request):
     """The name of a backend that can run here ("numpy", and "cupy" on a GPU machine)."""

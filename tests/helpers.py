@@ -1,6 +1,7 @@
 """Helpers shared by the layer tests (imported as ``helpers``: pytest puts tests/ on the path)."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -82,3 +83,15 @@ def assert_round_trips(layer):
     assert {k: v.shape for k, v in rebuilt.params.items()} == \
            {k: v.shape for k, v in layer.params.items()}
     return rebuilt
+
+
+@functools.lru_cache(maxsize=None)
+def split_table(name, seed=0):
+    """Stratified 70/30 split of a bundled table (``"iris"``, ``"pima"``), normalised with the
+    training statistics, as the course does: ``x_train, y_train, x_test, y_test``."""
+    from nn.data import CenterMaxAbs, load_iris, load_pima, train_valid_test_split
+    x, y = {"iris": load_iris, "pima": load_pima}[name]()
+    parts = train_valid_test_split(x, y, valid=0.0, test=0.3, seed=seed, stratify=True)
+    (x_train, y_train), (x_test, y_test) = parts["train"], parts["test"]
+    norm = CenterMaxAbs().fit(x_train)
+    return norm.transform(x_train), y_train, norm.transform(x_test), y_test

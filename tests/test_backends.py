@@ -233,14 +233,17 @@ def test_all_finite(backend_name, bad, expected):
     arrays = [B.asarray(np.ones((2, 3))), B.asarray(np.arange(4.0))]
     if bad is not None:
         arrays[1][2] = bad
-    assert B.all_finite(arrays) is expected
+    flag = B.all_finite(arrays)
+    assert not isinstance(flag, (bool, float, int))   # a device flag, not a host value
+    assert flag.shape == () and flag.dtype == bool
+    assert bool(flag) is expected
 
 
 def test_all_finite_of_float16_and_empty_list(mixed):
-    assert mixed.all_finite([]) is True
+    assert bool(mixed.all_finite([])) is True
     big = mixed.asarray(np.array([65504.0]))  # the largest float16
-    assert mixed.all_finite([big]) is True
-    assert mixed.all_finite([big, mixed.asarray(np.array([-np.inf]))]) is False
+    assert bool(mixed.all_finite([big])) is True
+    assert bool(mixed.all_finite([big, mixed.asarray(np.array([-np.inf]))])) is False
 
 
 # -- CuPy missing ------------------------------------------------------------------------------
@@ -278,10 +281,10 @@ def test_loss_scaler_starts_at_2_to_the_15():
 
 def test_overflow_halves_the_scale_and_skips_the_step():
     scaler = LossScaler()
-    assert scaler.update(False) is False
+    assert bool(scaler.update(False)) is False
     assert scaler.scale == 2.0**14
     assert scaler.skipped == 1
-    assert scaler.update(False) is False
+    assert bool(scaler.update(False)) is False
     assert scaler.scale == 2.0**13
     assert scaler.skipped == 2
 
@@ -289,10 +292,12 @@ def test_overflow_halves_the_scale_and_skips_the_step():
 def test_2000_clean_steps_double_the_scale():
     scaler = LossScaler()
     for _ in range(1999):
-        assert scaler.update(True) is True
+        assert bool(scaler.update(True)) is True
     assert scaler.scale == 2.0**15
+    assert scaler.clean_steps == 1999
     scaler.update(True)
     assert scaler.scale == 2.0**16
+    assert scaler.clean_steps == 0
     assert scaler.skipped == 0
 
 
@@ -320,9 +325,41 @@ def test_custom_growth_interval_and_factors():
 def test_the_scale_never_falls_below_min_scale():
     scaler = LossScaler(init_scale=4.0, min_scale=1.0)
     for _ in range(5):
-        assert scaler.update(False) is False
+        assert bool(scaler.update(False)) is False
     assert scaler.scale == 1.0
     assert scaler.skipped == 5
+    # 4 -> 2 -> 1: the overflows at scale 1 (the last three) are real overflows
+    assert scaler.overflows_at_min_scale == 3
+
+
+def _device_scalar(B, a) -> bool:
+    """A 0-d array of backend B (NumPy's 0-d arithmetic gives NumPy scalars, also fine)."""
+    kinds = (B.xp.ndarray, np.generic) if B.on_host else B.xp.ndarray
+    return isinstance(a, kinds) and a.shape == ()
+
+
+def test_loss_scaler_state_lives_on_the_device(backend_name):
+    B = backends.use(backend_name, "mixed")
+    scaler = LossScaler()
+    S = scaler.scale_array()
+    assert _device_scalar(B, S) and S.dtype == np.float32
+    flag = scaler.update(B.all_finite([B.asarray(np.array([np.inf]))]))
+    assert _device_scalar(B, flag) and flag.dtype == bool
+    assert all(_device_scalar(B, c) for c in scaler.device_counters())
+    # the array handed out before the update still holds the scale that step used
+    assert float(S) == 2.0**15
+    assert float(scaler.scale_array()) == 2.0**14
+
+
+def test_loss_scaler_follows_a_change_of_backend():
+    scaler = LossScaler(init_scale=64.0)
+    with backends.using("numpy", "mixed"):
+        scaler.update(False)
+    with backends.using("numpy", "fp32"):
+        scaler.update(True)
+    assert scaler.scale == 32.0
+    assert scaler.skipped == 1
+    assert scaler.clean_steps == 1
 
 
 @pytest.mark.parametrize("kwargs", [

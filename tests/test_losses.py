@@ -9,7 +9,8 @@ import pytest
 
 from nn import backends
 from nn.gradcheck import check_loss
-from nn.losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy, from_dict, to_dict
+from nn.losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, from_dict, to_dict
+from nn.optim import SGD
 
 TOL = 1e-6
 SHAPES = [(1, 1), (1, 3), (3, 5), (7, 3), (4, 7)]
@@ -276,3 +277,45 @@ def test_loss_to_dict_round_trip(loss):
 def test_loss_from_dict_unknown_type():
     with pytest.raises(ValueError, match="HingeLoss"):
         from_dict({"type": "HingeLoss"})
+
+
+# -- device values -------------------------------------------------------------------------------
+@pytest.mark.parametrize("loss", [MSE(), SoftmaxCrossEntropy(), BinaryCrossEntropy(),
+                                  BinaryCrossEntropy(from_logits=True)], ids=repr)
+def test_forward_is_a_float_and_forward_device_the_same_value_left_on_the_device(fp32, loss):
+    rng = np.random.default_rng(0)
+    pred = fp32.asarray(rng.uniform(0.1, 0.9, size=(5, 3)))
+    target = fp32.asarray((rng.random((5, 3)) > 0.5).astype(np.float32))
+    value = loss.forward(pred, target)
+    device = loss.forward_device(pred, target)
+    assert type(value) is float
+    assert not isinstance(device, float) and device.shape == ()
+    assert float(device) == value
+
+
+def test_a_loss_that_only_writes_forward_still_trains(fp32):
+    """Written against the contract (forward -> float): fit falls back on it."""
+    from nn import Network
+    from nn.layers import Dense
+
+    class L1(Loss):
+        def forward(self, pred, target):
+            self.sign = fp32.xp.sign(pred - target) / pred.shape[0]
+            return float(fp32.xp.abs(pred - target).sum() / pred.shape[0])
+
+        def backward(self):
+            return self.sign
+
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    net = Network([Dense(3, 1)], L1())
+    history = net.fit(x, x[:, :1], epochs=5, batch_size=5, optimizer=SGD(0.1), progress=False)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert L1().forward_device.__func__ is Loss.forward_device
+
+
+def test_a_loss_with_neither_forward_says_what_to_write():
+    class Empty(Loss):
+        pass
+
+    with pytest.raises(NotImplementedError, match="forward_device"):
+        Empty().forward(np.zeros((1, 1)), np.zeros((1, 1)))

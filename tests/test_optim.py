@@ -105,6 +105,69 @@ def test_grad_scale_divides_the_gradient(fp64, name):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
+def test_grad_scale_may_be_a_device_scalar(fp64, name):
+    scaled, plain = FakeLayer(W=P0), FakeLayer(W=P0)
+    opt_scaled, opt_plain = OPTIMIZERS[name](), OPTIMIZERS[name]()
+    scale = fp64.asarray(np.array(256.0))            # a 0-d array, as the loss scaler gives
+    for g in GRADS:
+        scaled.set_grad("W", np.array(g) * 256.0)
+        plain.set_grad("W", g)
+        opt_scaled.step([(scaled, "W")], grad_scale=scale)
+        opt_plain.step([(plain, "W")])
+    np.testing.assert_allclose(host(scaled.params["W"]), host(plain.params["W"]), rtol=1e-14)
+
+
+def _state(opt):
+    return {(id(layer), name, key): host(value).copy()
+            for layer, states in opt.state.items() for name, state in states.items()
+            for key, value in state.items()}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_found_inf_skips_the_step_on_the_device(fp64, name, bad):
+    """A skipped step leaves parameters and state alone, and the run continues as if the
+    step had never been asked for."""
+    skipping, plain = FakeLayer(W=P0), FakeLayer(W=P0)
+    opt_skipping, opt_plain = OPTIMIZERS[name](), OPTIMIZERS[name]()
+    skipping.set_grad("W", GRADS[0])
+    opt_skipping.step([(skipping, "W")], found_inf=fp64.asarray(np.array(False)))
+    before, state_before = host(skipping.params["W"]).copy(), _state(opt_skipping)
+    overflowed = np.array(GRADS[1])
+    overflowed[2] = bad
+    skipping.set_grad("W", overflowed)
+    opt_skipping.step([(skipping, "W")], found_inf=fp64.asarray(np.array(True)))
+    np.testing.assert_array_equal(host(skipping.params["W"]), before)
+    after = _state(opt_skipping)
+    assert after.keys() == state_before.keys()
+    for key in after:
+        np.testing.assert_array_equal(after[key], state_before[key], err_msg=str(key))
+    # then two real steps: the same as an optimizer that never saw the skipped one
+    for g in GRADS[1:]:
+        skipping.set_grad("W", g)
+        opt_skipping.step([(skipping, "W")], found_inf=fp64.asarray(np.array(False)))
+    for g in [GRADS[0], *GRADS[1:]]:
+        plain.set_grad("W", g)
+        opt_plain.step([(plain, "W")])
+    np.testing.assert_allclose(host(skipping.params["W"]), host(plain.params["W"]), rtol=1e-14)
+
+
+def test_a_skipped_first_step_leaves_the_optimizer_as_new(fp64):
+    """Skipped before any real step, momentum starts from the next gradient, as in PyTorch."""
+    a, b = FakeLayer(W=P0), FakeLayer(W=P0)
+    opt_a, opt_b = SGD(0.1, momentum=0.9), SGD(0.1, momentum=0.9)
+    a.set_grad("W", [np.inf] * 4)
+    opt_a.step([(a, "W")], grad_scale=8.0, found_inf=fp64.asarray(np.array(True)))
+    np.testing.assert_array_equal(host(a.params["W"]), P0)
+    for g in GRADS:
+        a.set_grad("W", g)
+        b.set_grad("W", g)
+        opt_a.step([(a, "W")])
+        opt_b.step([(b, "W")])
+    np.testing.assert_allclose(host(a.params["W"]), host(b.params["W"]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
 def test_missing_gradient_raises(fp64, name):
     layer = FakeLayer(W=P0, b=[0.0])
     layer.set_grad("W", GRADS[0])

@@ -24,6 +24,17 @@ optimizer in float32; a layer takes a float16 copy of a weight with :meth:`Backe
 where it enters a matrix product. Reductions (bias gradients, losses, softmax sums) run in
 ``acc_dtype`` (float32). Small gradients would underflow in float16, so training under
 ``"mixed"`` multiplies the loss by a dynamic scale (see :mod:`nn.backends.loss_scaling`).
+
+Synchronisation
+===============
+
+A GPU runs the work the host queues, in order, while the host goes on. Reading a device
+value on the host (``float(a)``, ``bool(a)``, ``a.item()``, :meth:`Backend.to_host`) waits
+until the GPU has finished everything queued before it. A training step therefore reads
+nothing back: losses are summed on the device, the overflow flag of mixed precision is a
+0-d device array (:meth:`Backend.all_finite`), and the optimizer skips an overflowed step
+by masking its writes on the device. ``Network.fit`` reads its metrics once per epoch.
+``on_host`` says whether such reads are free (NumPy) or not (a GPU).
 """
 from __future__ import annotations
 
@@ -58,6 +69,10 @@ class Backend:
 
     name = "abstract"
     xp = None
+    #: True when arrays live in host memory (NumPy), so reading a value back costs nothing;
+    #: False on a GPU, where it waits for the device (``Network.fit`` then reads its metrics
+    #: once per epoch instead of once per batch)
+    on_host = False
     #: bytes of im2col columns a convolution may hold at once; larger batches go in chunks
     workspace_bytes = _im2col.WORKSPACE_BYTES
 
@@ -123,6 +138,15 @@ class Backend:
         """
         raise NotImplementedError
 
+    def channel_sums(self, a):
+        """``a (N, C, *S)`` summed over the batch and every position: ``(C,)`` in ``acc_dtype``.
+
+        The bias gradient of a convolution. Summed in the accumulation dtype with no
+        intermediate rounding (under ``"mixed"``, float16 values summed in float32).
+        """
+        N, C = a.shape[:2]
+        return a.reshape(N, C, -1).sum(axis=(0, 2), dtype=self.acc_dtype)
+
     def im2col(self, x, kernel, stride, padding, dilation):
         """Columns ``(C*K, N*L)`` of ``x (N, C, *S)``: see :mod:`nn.backends.im2col`."""
         return _im2col.im2col(self.xp, x, kernel, stride, padding, dilation)
@@ -159,19 +183,22 @@ class Backend:
             dx[window] += xp.where(argmax == k, dy, zero)
         return dx
 
-    def all_finite(self, arrays) -> bool:
-        """True when no array holds an inf or a NaN (one device sync for all of them)."""
+    def all_finite(self, arrays):
+        """A 0-d bool array on the device: True when no array holds an inf or a NaN.
+
+        Nothing is read back to the host: the flag feeds the loss scaler and the optimizer as
+        an array (``bool(flag)`` reads it, and waits for the GPU, when a person needs it).
+        """
         xp = self.xp
         if not arrays:
-            return True
-        flags = xp.stack([xp.isfinite(a).all() for a in arrays])
-        return bool(flags.all())
+            return self.asarray(True)
+        return xp.stack([xp.isfinite(a).all() for a in arrays]).all()
 
     def scalar(self, value):
         """A 0-d result as the host sees it: ``float`` on NumPy, a 0-d array on a GPU.
 
-        Keeping GPU scalars on the device avoids one synchronisation per batch; ``float()``
-        brings them back when needed.
+        Kept for code written against earlier versions; losses now return device scalars
+        from :meth:`nn.losses.Loss.forward_device` and floats from ``forward``.
         """
         return value
 

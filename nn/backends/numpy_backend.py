@@ -20,6 +20,7 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     xp = np
+    on_host = True
     #: run col2im and max-pooling as numba kernels (float32/float64); False: the strided-slice
     #: NumPy versions of the base class (what float16 always uses)
     use_numba = True
@@ -47,11 +48,15 @@ class NumpyBackend(Backend):
         with np.errstate(over="ignore"):
             return np.matmul(a32, b32).astype(np.float16)
 
-    def all_finite(self, arrays):
-        return all(np.isfinite(a).all() for a in arrays)
-
     def scalar(self, value):
         return float(value)
+
+    def channel_sums(self, a):
+        # a matrix-vector product with ones: one BLAS call, several times faster than NumPy's
+        # axis sum; float16 rows are widened to float32 first (the emulated accumulation)
+        N, C = a.shape[:2]
+        rows = a.reshape(N * C, -1).astype(self.acc_dtype, copy=False)
+        return np.matmul(rows, np.ones(rows.shape[1], dtype=self.acc_dtype)).reshape(N, C).sum(axis=0)
 
     def errstate(self, **kwargs):
         return np.errstate(**kwargs)

@@ -1,0 +1,48 @@
+"""``show(fig, name)``: a practical's figure, inline in a notebook, saved as a PNG in a script."""
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from pathlib import Path
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ip = shell.get_ipython()
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def figures_dir() -> Path:
+    """Where scripts save their figures: ``$NN_FIGURES``, else ``./figures``."""
+    return Path(os.environ.get("NN_FIGURES") or Path.cwd() / "figures")
+
+
+def show(fig, name: str, practical: str | None = None):
+    """Display ``fig`` inline in a notebook; in a script, save it and print where.
+
+    The file is ``<figures_dir()>/<practical>_<name>.png``, written atomically;
+    ``practical`` defaults to the stem of the calling file. Returns the path (``None`` in a
+    notebook). The figure is closed afterwards, so a long script does not keep them all.
+    """
+    import matplotlib.pyplot as plt
+
+    if _in_notebook():
+        from IPython.display import display
+        display(fig)
+        plt.close(fig)
+        return None
+    if practical is None:
+        caller = inspect.stack()[1].frame.f_globals.get("__file__") or "figure"
+        practical = Path(caller).stem
+    folder = figures_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{practical}_{name}.png"
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    tmp.replace(path)
+    plt.close(fig)
+    print(f"figure saved: {path}")
+    return path
