@@ -6,9 +6,10 @@ student's exercise. The printout groups them by the student function they check:
     perceptron: exercises/perceptron/perceptron.py
 
       step            correct
-      update          wrong       relative error 0.32 (must be below 1e-06)
-                        test_update_matches_finite_differences: AssertionError: ...
-      train           not written yet: "loop over the epochs, shuffle, ..."
+      update          wrong
+                          test_update_matches_finite_differences: relative error 0.32 (must
+                          be below 1e-06); AssertionError: ...
+      train           not written yet: it calls update, which is not written yet
 
     1 of 3 functions correct.
 """
@@ -31,6 +32,7 @@ class Result:
     outcome: str  # "passed", "failed", "skipped", "missing" (NotImplementedError)
     message: str = ""
     numbers: dict = field(default_factory=dict)
+    stub: str = ""  # for "missing": the function whose stub raised
 
 
 class _Collector:
@@ -44,6 +46,7 @@ class _Collector:
             return  # setup and teardown that went well say nothing
         props = dict(report.user_properties)
         function = props.pop("student", "(unmarked test)")
+        stub = props.pop("stub", "")
         name = report.nodeid.split("::")[-1].split("[")[0]
         if report.skipped:
             outcome, message = "skipped", _skip_reason(report)
@@ -52,7 +55,8 @@ class _Collector:
         else:
             message = _crash_message(report)
             outcome = "missing" if message.startswith("NotImplementedError") else "failed"
-        self.functions.setdefault(function, []).append(Result(name, outcome, message, props))
+        self.functions.setdefault(function, []).append(
+            Result(name, outcome, message, props, stub))
 
 
 def _crash_message(report) -> str:
@@ -67,23 +71,50 @@ def _skip_reason(report) -> str:
     return reason.removeprefix("Skipped: ")
 
 
+def _shown(key, value) -> str:
+    return f"{100 * value:.1f} %" if key in _PERCENT else f"{value:.2g}"
+
+
 def _format_numbers(numbers: dict) -> str:
-    """``{"rel_error": 0.3, "limit": 1e-6}`` -> ``relative error 0.3 (must be below 1e-06)``."""
+    """``{"rel_error": [0.3], "limit": [1e-6]}`` -> ``relative error 0.3 (must be below 1e-06)``.
+
+    Each key holds the values of one test over its parametrized cases: the worst relative
+    error is shown, and every other value in order.
+    """
     limit, threshold = numbers.get("limit"), numbers.get("threshold")
     parts = []
-    for key, value in numbers.items():
+    for key, values in numbers.items():
         if key in ("limit", "threshold"):
             continue
-        percent = key in _PERCENT
-        shown = f"{100 * value:.1f} %" if percent else f"{value:.2g}"
-        text = f"{_WORDS.get(key, key.replace('_', ' '))} {shown}"
+        label = _WORDS.get(key, key.replace("_", " "))
+        if key == "rel_error":
+            text = f"{label} {_shown(key, max(values))}"
+            if len(values) > 1:
+                text = f"{label} at most {_shown(key, max(values))} over {len(values)} cases"
+        elif threshold is not None and len(set(threshold)) > 1 and \
+                len(threshold) == len(values):  # cases with their own thresholds
+            parts.append(f"{label} " + ", ".join(
+                f"{_shown(key, v)} (needs at least {_shown(key, t)})"
+                for v, t in zip(values, threshold)))
+            continue
+        else:
+            text = f"{label} " + ", ".join(_shown(key, v) for v in values)
         if limit is not None:
-            text += f" (must be below {limit:.0e})"
+            text += f" (must be below {max(limit):.0e})"
         if threshold is not None:
-            text += f" (needs at least {100 * threshold:.0f} %)" if percent else \
-                f" (needs at least {threshold:g})"
+            t = min(threshold)
+            text += f" (needs at least {100 * t:.0f} %)" if key in _PERCENT else \
+                f" (needs at least {t:g})"
         parts.append(text)
     return "; ".join(parts)
+
+
+def _merged(results: list[Result]) -> dict:
+    numbers: dict[str, list] = {}
+    for r in results:
+        for key, value in r.numbers.items():
+            numbers.setdefault(key, []).append(value)
+    return numbers
 
 
 def _verdict(results: list[Result]) -> str:
@@ -97,30 +128,42 @@ def _verdict(results: list[Result]) -> str:
     return "correct"
 
 
+def _not_written(function: str, results: list[Result]) -> str:
+    """The hint of the stub that stopped the tests, or which other function it belongs to."""
+    missing = next(r for r in results if r.outcome == "missing")
+    hint = missing.message.removeprefix("NotImplementedError: ")
+    if missing.stub and missing.stub != function:
+        return f"it calls {missing.stub}, which is not written yet"
+    return hint
+
+
 def summary(title: str, functions: dict[str, list[Result]]) -> tuple[str, int]:
     """The printout, and how many functions are correct."""
     lines = [title, ""]
     width = max((len(f) for f in functions), default=8) + 2
+    pad = " " * (width + 4)
     correct = 0
     for function, results in functions.items():
         verdict = _verdict(results)
         correct += verdict == "correct"
-        hint = next((r.message for r in results if r.outcome == "missing"), "")
-        first = f"  {function:<{width}}{verdict}"
-        if hint:
-            first += ": " + hint.removeprefix("NotImplementedError: ")
-        lines.append(first)
         if verdict == "not written yet":
+            lines.append(f"  {function:<{width}}{verdict}: {_not_written(function, results)}")
             continue
+        lines.append(f"  {function:<{width}}{verdict}")
+        by_test: dict[str, list[Result]] = {}
         for r in results:
-            numbers = _format_numbers(r.numbers)
-            if r.outcome == "passed" and numbers:
-                lines.append(f"  {'':<{width}}  {r.test}: {numbers}")
-            elif r.outcome == "failed":
-                lines.append(f"  {'':<{width}}  {r.test}: {numbers + '; ' if numbers else ''}"
-                             f"{r.message}")
-            elif r.outcome == "skipped":
-                lines.append(f"  {'':<{width}}  {r.test}: skipped ({r.message})")
+            by_test.setdefault(r.test, []).append(r)
+        for test, runs in by_test.items():
+            passed = [r for r in runs if r.outcome == "passed"]
+            numbers = _format_numbers(_merged(passed))
+            if passed and numbers:
+                lines.append(f"{pad}{test}: {numbers}")
+            for r in runs:
+                if r.outcome == "failed":
+                    numbers = _format_numbers(_merged([r]))
+                    lines.append(f"{pad}{test}: {numbers + '; ' if numbers else ''}{r.message}")
+                elif r.outcome == "skipped":
+                    lines.append(f"{pad}{test}: skipped ({r.message})")
     lines += ["", f"{correct} of {len(functions)} functions correct."]
     return "\n".join(lines), correct
 

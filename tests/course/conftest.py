@@ -94,6 +94,17 @@ def _student_function(request):
     request.node.user_properties.append(("student", marker.args[0]))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Name the function whose stub raised, so ``nn check`` can tell "not written yet" from
+    "calls a function that is not written yet"."""
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
+        report.user_properties = [*report.user_properties,
+                                  ("stub", call.excinfo.traceback[-1].name)]
+    return report
+
+
 @pytest.fixture
 def report(request):
     """``report(rel_error=e, limit=1e-6)`` or ``report(accuracy=a, threshold=0.8)``: numbers
