@@ -496,10 +496,18 @@ def _summary_rows(rows, layers, shape, prefix="", indent=""):
 
 
 def _he_before_relu(layers):
-    """Redraw as He the ``init="auto"`` weights of layers followed by a ReLU, inside blocks too."""
-    for layer, following in zip(layers, layers[1:]):
-        if getattr(layer, "init", None) == "auto" and isinstance(following, (ReLU, LeakyReLU)):
+    """Redraw as He the ``init="auto"`` weights of layers followed by a ReLU, inside blocks too.
+
+    Only the first network a layer joins decides: the layer is then marked, so that a later
+    ``Network`` made from the same (perhaps trained) layers, e.g. the encoder half of an
+    autoencoder, never redraws its weights.
+    """
+    for layer, following in zip(layers, [*layers[1:], None]):
+        if getattr(layer, "init", None) != "auto" or getattr(layer, "auto_init_done", False):
+            continue
+        if isinstance(following, (ReLU, LeakyReLU)):
             layer.reset_parameters("he", alpha=getattr(following, "alpha", 0.0))
+        layer.auto_init_done = True
     for layer in layers:
         if layer.sublayers():
             _he_before_relu(layer.sublayers())

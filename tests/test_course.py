@@ -156,6 +156,17 @@ def test_show_saves_the_figure_atomically(tmp_path, monkeypatch, capsys):
     assert not plt.fignum_exists(fig.number)
 
 
+
+def test_output_folders_follow_the_environment(tmp_path, monkeypatch):
+    from nn.course import figures_dir, models_dir
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NN_FIGURES", raising=False)
+    monkeypatch.delenv("NN_MODELS", raising=False)
+    assert figures_dir() == tmp_path / "figures" and models_dir() == tmp_path / "models"
+    monkeypatch.setenv("NN_MODELS", str(tmp_path / "elsewhere"))
+    assert models_dir() == tmp_path / "elsewhere"
+
+
 # the practicals in the repository
 
 

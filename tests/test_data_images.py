@@ -161,6 +161,52 @@ def test_fashion_mnist_prefers_the_system_package(cache, tmp_path, monkeypatch):
     assert not cache.exists()  # nothing was downloaded or cached
 
 
+@pytest.mark.parametrize("split, per_class", [("train", 200), ("test", 100)])
+def test_fashion_mnist_sample_is_bundled_and_balanced(split, per_class):
+    x, y = load_fashion_mnist(split, source="sample")
+    assert x.shape == (10 * per_class, 1, 28, 28) and x.dtype == np.float32
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y, minlength=10), [per_class] * 10)
+    assert x.min() == 0.0 and x.max() == 1.0
+    raw, _ = load_fashion_mnist(split, dtype=np.uint8, source="sample")
+    np.testing.assert_array_equal(raw.astype(np.float32) / 255, x)
+    # real images, not noise: neighbouring pixels are strongly correlated
+    flat = x[:, 0].astype(np.float64)
+    corr = np.corrcoef(flat[:, :, :-1].ravel(), flat[:, :, 1:].ravel())[0, 1]
+    assert corr > 0.8
+
+
+def unreachable_fashion_mnist(monkeypatch, tmp_path):
+    """No system package, an empty cache and mirrors that do not exist."""
+    monkeypatch.setattr(mnist, "FASHION_MNIST_SYSTEM_DIRS", ())
+    missing = {name: Resource(name, ((tmp_path / "nowhere" / name).as_uri(),), r.sha256, r.size)
+               for name, r in mnist.FASHION_MNIST_RESOURCES.items()}
+    monkeypatch.setattr(mnist, "FASHION_MNIST_RESOURCES", missing)
+
+
+def test_fashion_mnist_falls_back_to_the_sample_with_a_warning(cache, tmp_path, monkeypatch):
+    unreachable_fashion_mnist(monkeypatch, tmp_path)
+    with pytest.warns(UserWarning, match="using the fashion-mnist-sample.npz sample"):
+        x, y = load_fashion_mnist("test", progress=False)
+    assert x.shape == (1000, 1, 28, 28) and len(y) == 1000
+    with pytest.raises(DownloadError, match="could not download"):
+        load_fashion_mnist("test", progress=False, source="full")
+
+
+def test_fashion_mnist_does_not_hide_a_corrupt_file_behind_the_sample(cache, monkeypatch):
+    monkeypatch.setattr(mnist, "FASHION_MNIST_SYSTEM_DIRS", ())
+    folder = cache / "fashion-mnist"
+    folder.mkdir(parents=True)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"not the file")
+    with pytest.raises(ChecksumError):
+        load_fashion_mnist("test", progress=False)
+
+
+def test_fashion_mnist_rejects_an_unknown_source():
+    with pytest.raises(ValueError, match="source must be 'auto', 'full' or 'sample'"):
+        load_fashion_mnist("test", source="web")
+
+
 FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import nn
 from nn import backends
-from nn.layers import (Dense, Dropout, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step,
+from nn.layers import (Dense, Dropout, Flatten, Unflatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step,
                        Tanh, from_dict)
 
 from helpers import assert_passes, assert_round_trips, host
@@ -81,6 +81,22 @@ def test_flatten_gradient(fp64, shape):
     assert_passes(Flatten(), shape)
 
 
+@pytest.mark.parametrize("n, shape", [(3, (2, 5)), (2, (3, 1, 4)), (1, (6,)), (4, (2, 3, 2, 1))])
+def test_unflatten_gradient_and_inverse_of_flatten(fp64, n, shape):
+    assert_passes(Unflatten(shape), (n, int(np.prod(shape))))
+    x = np.random.default_rng(0).normal(size=(n, *shape))
+    np.testing.assert_array_equal(Unflatten(shape).forward(Flatten().forward(x)), x)
+
+
+def test_unflatten_rejects_a_wrong_size_and_a_bad_shape():
+    with pytest.raises(ValueError, match=r"Unflatten.*\(N, 12\), got \(2, 10\)"):
+        Unflatten((3, 4)).forward(np.zeros((2, 10)))
+    with pytest.raises(ValueError, match=r"\(N, 12\)"):
+        Unflatten((3, 4)).output_shape((10,))
+    with pytest.raises(ValueError, match="positive ints"):
+        Unflatten((3, 0))
+
+
 def test_stacked_check_in_a_network_order(fp64):
     """Dense -> Sigmoid -> Dense, checked layer by layer on the shapes a network gives them."""
     for layer, shape in [(Dense(5, 3), (4, 5)), (Sigmoid(beta=2.0), (4, 3)),
@@ -143,6 +159,7 @@ def _all_layers():
         (Identity(), (5, 3)),
         (Dropout(0.5), (5, 3)),
         (Flatten(), (5, 3, 2)),
+        (Unflatten((2, 3)), (5, 6)),
     ]
 
 
@@ -434,6 +451,19 @@ def test_network_switches_auto_dense_before_relu_to_he(fp32, alpha):
     assert np.abs(W).max() > math.sqrt(6 / (n_in + 400))
 
 
+
+def test_a_second_network_of_the_same_layers_keeps_their_weights(fp32):
+    """The encoder half of an autoencoder, made after training, must not be redrawn."""
+    first, second = Dense(30, 20), Dense(20, 2)
+    net = nn.Network([first, ReLU(), second, Dense(2, 30)], nn.losses.MSE())
+    net.fit(np.random.default_rng(0).normal(size=(16, 30)).astype(np.float32),
+            np.zeros((16, 30), np.float32), epochs=1, batch_size=8, progress=False)
+    trained = [host(layer.params["W"]).copy() for layer in (first, second)]
+    nn.Network([first, ReLU(), second])             # the encoder
+    nn.Network([second, ReLU(), Dense(2, 5)])       # now followed by a ReLU: still kept
+    for layer, W in zip((first, second), trained):
+        np.testing.assert_array_equal(host(layer.params["W"]), W)
+
 def test_network_keeps_xavier_before_sigmoid(fp32):
     n_in, n_out = 500, 400
     dense = Dense(n_in, n_out)
@@ -494,6 +524,8 @@ def test_repr_shows_the_configuration(layer, fragment):
     (Flatten(), (3, 4, 5)),
     (Flatten(), (2, 3, 4, 5)),
     (Flatten(), (7,)),
+    (Unflatten((4, 3)), (12,)),
+    (Unflatten(5), (5,)),
 ], ids=lambda v: repr(v) if not isinstance(v, tuple) else str(v))
 def test_output_shape_matches_forward(fp32, layer, input_shape):
     layer.to_backend()

@@ -1,4 +1,5 @@
-"""``show(fig, name)``: a practical's figure, inline in a notebook, saved as a PNG in a script."""
+"""``show(fig, name)``: a practical's figure, inline in a notebook, saved as a PNG in a script;
+and the folders where practicals write their figures and trained networks."""
 from __future__ import annotations
 
 import inspect
@@ -18,6 +19,12 @@ def _in_notebook() -> bool:
 def figures_dir() -> Path:
     """Where scripts save their figures: ``$NN_FIGURES``, else ``./figures``."""
     return Path(os.environ.get("NN_FIGURES") or Path.cwd() / "figures")
+
+
+def models_dir() -> Path:
+    """Where practicals save the networks they train (for a later practical to load):
+    ``$NN_MODELS``, else ``./models``."""
+    return Path(os.environ.get("NN_MODELS") or Path.cwd() / "models")
 
 
 def show(fig, name: str, practical: str | None = None):

@@ -20,6 +20,8 @@ COURSE_TESTS = ROOT / "tests" / "course"
 CHAPTERS = ("perceptron", "mlp", "cnn", "autoencoder", "detection", "gpu")
 # the teaching order inside a chapter; a practical not listed comes after, by name
 ORDER = ("perceptron", "mlp", "spectra", "wine",
+         "filters", "im2col", "conv_layers", "lenet", "inside", "spectra_cnn", "augmentation",
+         "autoencoder", "denoiser",
          "detection_metrics", "sliding_window", "yolo_loss", "radio_yolo")
 
 

@@ -14,14 +14,15 @@ the original distributions) by TensorFlow Datasets; the mirrors serve identical 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .download import Resource, fetch
+from .download import DownloadError, Resource, fetch
 from .idx import read_idx
 from .images import as_images, check_split
-from .paths import cache_dir
+from .paths import bundled, cache_dir
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
@@ -55,6 +56,7 @@ FASHION_MNIST_RESOURCES = _resources(_FASHION_MIRRORS, {
 })
 # Debian's dataset-fashion-mnist re-compressed the files (other bytes, same content), so
 # they are not checked against the sha256 of the downloads
+SAMPLE_FILE = "fashion-mnist-sample.npz"
 FASHION_MNIST_SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
 
 
@@ -104,16 +106,51 @@ def load_mnist(split: str = "train", dtype=np.float32, progress: bool = True):
     return _load("load_mnist", split, MNIST_RESOURCES, cache_dir("mnist"), (), dtype, progress)
 
 
-def load_fashion_mnist(split: str = "train", dtype=np.float32, progress: bool = True):
+def load_fashion_mnist(split: str = "train", dtype=np.float32, progress: bool = True,
+                       source: str = "auto"):
     """Zalando's Fashion-MNIST: 28x28 images of 10 kinds of clothing, MNIST's format.
 
     Looks first in ``/usr/share/datasets/fashion-mnist/`` (``sudo apt-get install
     dataset-fashion-mnist`` on Debian/Ubuntu), then in the cache, then downloads (30 MB).
 
+    Parameters
+    ----------
+    split : "train" or "test"
+    dtype : float type (values in [0, 1]) or np.uint8 (0-255)
+    progress : bool
+        Show a progress bar while downloading.
+    source : "auto", "full" or "sample"
+        ``"full"``: the whole set (an error if it can be neither found nor downloaded);
+        ``"sample"``: the subset bundled with nn (``datasets/fashion-mnist-sample.npz``: the
+        first 200 training and 100 test images of every class, in the files' order), for
+        tests and machines without the data; ``"auto"``: the whole set when it can be had,
+        else the sample, with a warning.
+
     Returns
     -------
-    x : (N, 1, 28, 28) images (60 000 train, 10 000 test)
+    x : (N, 1, 28, 28) images (60 000 train and 10 000 test; the sample: 2 000 and 1 000)
     y : (N,) int64 class ids, names in :data:`FASHION_MNIST_CLASSES`
     """
-    return _load("load_fashion_mnist", split, FASHION_MNIST_RESOURCES, cache_dir("fashion-mnist"),
-                 FASHION_MNIST_SYSTEM_DIRS, dtype, progress)
+    if source not in ("auto", "full", "sample"):
+        raise ValueError(f"load_fashion_mnist: source must be 'auto', 'full' or 'sample', "
+                         f"got {source!r}")
+    if source == "sample":
+        return _load_sample("load_fashion_mnist", split, dtype)
+    try:
+        return _load("load_fashion_mnist", split, FASHION_MNIST_RESOURCES,
+                     cache_dir("fashion-mnist"), FASHION_MNIST_SYSTEM_DIRS, dtype, progress)
+    except DownloadError as exc:
+        if source == "full":
+            raise
+        warnings.warn(f"Fashion-MNIST could not be found nor downloaded ({exc}); using the "
+                      f"{SAMPLE_FILE} sample bundled with nn (2 000 training and 1 000 test "
+                      "images) instead", stacklevel=2)
+        return _load_sample("load_fashion_mnist", split, dtype)
+
+
+def _load_sample(owner, split, dtype):
+    check_split(owner, split)
+    path = bundled(SAMPLE_FILE)
+    with np.load(path, allow_pickle=False) as data:
+        images, labels = data[f"x_{split}"], data[f"y_{split}"]
+    return as_images(images[:, None], dtype), labels.astype(np.int64)

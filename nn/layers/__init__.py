@@ -7,11 +7,11 @@ from .dense import Dense
 from .dropout import Dropout
 from .pool import (AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool, GlobalMaxPool, MaxPool1D,
                    MaxPool2D, MaxPool3D)
-from .reshape import Flatten
+from .reshape import Flatten, Unflatten
 from .skip import Concat, Residual
 
 __all__ = ["Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
-           "Softmax", "Dropout", "Flatten", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose1D",
+           "Softmax", "Dropout", "Flatten", "Unflatten", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose1D",
            "ConvTranspose2D", "ConvTranspose3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
            "AvgPool1D", "AvgPool2D", "AvgPool3D", "GlobalAvgPool", "GlobalMaxPool", "Residual",
            "Concat", "to_dict", "from_dict"]
