@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 
+from ..checks import is_device_array
 from .base import PRECISIONS, Backend, BackendUnavailableError
 from .loss_scaling import LossScaler
 from .numpy_backend import NumpyBackend
@@ -78,6 +79,12 @@ def using(name: str | None = None, precision: str | None = None, seed: int | Non
         _current = previous
 
 
+def to_host(a):
+    """``a`` as a NumPy array in host memory, whatever backend made it (a copy from a GPU)."""
+    import numpy as np
+    return a.get() if is_device_array(a) else np.asarray(a)
+
+
 def available(name: str) -> bool:
     """True when backend ``name`` can be used on this machine (e.g. CuPy with a GPU)."""
     try:
@@ -88,4 +95,4 @@ def available(name: str) -> bool:
 
 
 __all__ = ["Backend", "BackendUnavailableError", "LossScaler", "PRECISIONS", "NAMES",
-           "use", "current", "using", "available"]
+           "use", "current", "using", "available", "to_host", "is_device_array"]
