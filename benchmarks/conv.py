@@ -30,12 +30,14 @@ import time
 import numpy as np
 
 import nn
-from nn.backends.numpy_backend import NumpyBackend
 from nn.layers import (Conv1D, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool1D,
                        MaxPool2D)
 from nn.losses import SoftmaxCrossEntropy
 from nn.optim import SGD
+from nn.training import Trainer
 
+#: the numba kernels (col2im, max-pool); --no-numba runs the NumPy strided slices instead
+NUMBA = True
 LR = 0.01
 
 
@@ -84,13 +86,11 @@ def batch(shape, n_classes, seed=0):
 
 # -- one training step --------------------------------------------------------------------------
 def nn_step_timer(net, x, y):
-    loss, opt, params = net.loss, SGD(LR), net.parameters()
-
-    def step():
-        loss.forward(net.forward(x, train=True), y)
-        net.backward(loss.backward(), input_grad=False)   # as fit does; x needs no gradient
-        opt.step(params)
-    return step
+    """The step ``fit`` runs (:meth:`nn.training.Trainer.step`) on a batch already in place."""
+    trainer = Trainer(net, SGD(LR))
+    B = nn.current()
+    xb, yb = B.asarray(x), B.asarray(y)
+    return lambda: trainer.step(xb, yb)
 
 
 def torch_step_timer(torch, model, x, y):
@@ -127,7 +127,7 @@ def compare_steps(args, torch):
              ("1D spectra, 32x1x3753", spectra_nn, spectra_torch, (32, 1, SPECTRA_BINS), 7)]
     for name, make_nn, make_torch, shape, n_classes in cases:
         x, y = batch(shape, n_classes)
-        nn.use("numpy", "fp32", seed=0)
+        nn.use("numpy", "fp32", seed=0, numba=NUMBA)
         t_nn = seconds_per_call(nn_step_timer(make_nn(), x, y), args.steps, args.repeat)
         row = f"{name:<28}{t_nn * 1e3:9.2f}{shape[0] / t_nn:10.0f}"
         if torch is not None:
@@ -152,12 +152,12 @@ def profile(net, x, y, steps):
             fwd[step, i] = time.perf_counter() - start
         loss.forward(h, y)
         dh = loss.backward()
-        net.layers[0].input_grad = False
         for i in reversed(range(len(net.layers))):
             start = time.perf_counter()
-            dh = net.layers[i].backward(dh)
+            # as training does: the first layer skips dL/dx (the input needs no gradient)
+            dh = net.layers[i].backward(dh, input_grad=False) if i == 0 else \
+                net.layers[i].backward(dh)
             bwd[step, i] = time.perf_counter() - start
-        net.layers[0].input_grad = True
         opt.step(params)
     return np.median(fwd[2:], axis=0) * 1e3, np.median(bwd[2:], axis=0) * 1e3
 
@@ -165,7 +165,7 @@ def profile(net, x, y, steps):
 def print_profile(args):
     for name, make, shape, n_classes in [("LeNet-like", lenet_nn, (64, 1, 28, 28), 10),
                                          ("1D spectra", spectra_nn, (32, 1, SPECTRA_BINS), 7)]:
-        nn.use("numpy", "fp32", seed=0)
+        nn.use("numpy", "fp32", seed=0, numba=NUMBA)
         net = make()
         x, y = batch(shape, n_classes)
         fwd, bwd = profile(net, x, y, args.steps)
@@ -191,7 +191,7 @@ def memory_child(framework: str) -> dict:
     """Run forward + backward of the memory test here; return the peak RSS increase."""
     x = np.random.default_rng(0).standard_normal((256, 3, 128, 128)).astype(np.float32)
     if framework == "nn":
-        nn.use("numpy", "fp32", seed=0)
+        nn.use("numpy", "fp32", seed=0, numba=NUMBA)
         layers = [Conv2D(3, 16, 3, padding=1), LeakyReLU(0.1), Conv2D(16, 32, 3, padding=1)]
         before = rss_bytes()
         h = x
@@ -251,7 +251,8 @@ def main(argv=None):
                         help="NumPy strided slices instead of the numba kernels")
     parser.add_argument("--memory-child", choices=["nn", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    NumpyBackend.use_numba = not args.no_numba
+    global NUMBA
+    NUMBA = not args.no_numba
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child)))
         return

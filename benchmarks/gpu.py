@@ -12,7 +12,7 @@ with CUDA is installed:
    16-32-64-128-256 with max-pooling, then 512, 1024, 1024, a 1x1 convolution to the 20
    classes and global average pooling), batch 32.
 
-nn's step is the one ``Network.fit`` runs (``Network._train_step``, no host round-trip);
+nn's step is the one ``Network.fit`` runs (``nn.training.Trainer.step``, no host round-trip);
 PyTorch's uses ``torch.autocast(float16)`` and a ``GradScaler`` under mixed precision, and
 no TF32 in float32 (nn's float32 uses none either). The batch is on the device already for
 both, and the clock is read after synchronising the device.
@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 import nn
-from nn.backends import LossScaler
+from nn.training import LossScaler, Trainer
 from nn.layers import Conv2D, GlobalAvgPool, LeakyReLU, MaxPool2D
 from nn.losses import SoftmaxCrossEntropy
 from nn.optim import SGD
@@ -128,10 +128,9 @@ def nn_step(backend, precision, make, x, y):
     """One ``fit`` training step on a batch already on the device."""
     B = nn.use(backend, precision, seed=0)
     net = make()
-    optimizer, params = SGD(LR, momentum=0.9), net.parameters()
-    scaler = LossScaler() if B.mixed else None
+    trainer = Trainer(net, SGD(LR, momentum=0.9), LossScaler() if B.mixed else None)
     xb, yb = B.asarray(x), B.asarray(y)
-    return (lambda: net._train_step(B, xb, yb, optimizer, params, scaler)), device_sync(B)
+    return (lambda: trainer.step(xb, yb)), device_sync(B)
 
 
 def torch_step(torch, device, amp, make, x, y):

@@ -47,8 +47,8 @@ def as_array(a, name: str, owner: str, kinds: str = NUMERIC):
     kind = a.dtype.kind
     if kind not in kinds:
         what = _KIND_NAMES.get(kind, f"dtype {a.dtype}")
-        hint = ("convert them to class ids (integers), e.g. with np.unique(y, return_inverse=True)"
-                if kind in "USO" else
+        hint = ("encode them as numbers (labels as integer class ids, e.g. with "
+                "np.unique(y, return_inverse=True))" if kind in "USO" else
                 "take the real part or the magnitude yourself (np.real, np.abs)" if kind == "c"
                 else "convert to float, e.g. x.astype(np.float32)")
         raise DataError(f"{owner}: {name} holds {what} (dtype {a.dtype}); nn computes with real "
@@ -70,9 +70,10 @@ def check_finite(a, name: str, owner: str, hint: str = "remove or impute those v
     """Raise :class:`~nn.errors.DataError` naming the first NaN/inf of ``a``; return ``a``."""
     where = first_nonfinite(a)
     if where is not None:
-        value = a[where]
-        raise DataError(f"{owner}: {name} holds {float(value)} at index {where} (NaN and inf "
-                        f"are refused); {hint}")
+        value = float(a[where])
+        shown = "NaN" if value != value else ("inf" if value > 0 else "-inf")
+        raise DataError(f"{owner}: {name} holds {shown} at index {where} (NaN and inf are "
+                        f"refused); {hint}")
     return a
 
 

@@ -56,6 +56,10 @@ class StateError(NNError, RuntimeError):
     """A call in the wrong order, or a change of global state where it is not allowed."""
 
 
+class BackwardBeforeForwardError(StateError, AttributeError):
+    """``backward`` called before ``forward`` (nothing to differentiate yet)."""
+
+
 class ModelFileError(NNError, ValueError):
     """A model file that is not an nn model, is damaged, or disagrees with itself."""
 
@@ -69,4 +73,5 @@ class MissingFileError(FileAccessError, FileNotFoundError):
 
 
 __all__ = ["NNError", "ConfigError", "ShapeError", "DataError", "StateError",
+           "BackwardBeforeForwardError",
            "ModelFileError", "FileAccessError", "MissingFileError"]

@@ -11,13 +11,16 @@ below the 1e-6 threshold and a wrong one fails far above it.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import backends
-from .layers.base import named_layers
+from .errors import ConfigError, DataError, NNError
+from .layers.base import Layer, named_layers
 
 
-class GradientCheckError(AssertionError):
+class GradientCheckError(NNError, AssertionError):
     """An analytic gradient disagrees with the numerical one (message: where and by how much)."""
 
 
@@ -29,19 +32,40 @@ def numerical_gradient(f, x, eps: float = 1e-5):
     The default ``eps = 1e-5`` balances the truncation error (~eps²) against rounding
     (~1e-16 / eps).
     """
-    if x.dtype != np.float64:
-        raise TypeError(f"numerical_gradient needs a float64 array, got {x.dtype}: finite "
-                        "differences in lower precision are mostly rounding noise")
+    if not callable(f):
+        raise ConfigError(f"numerical_gradient: f must be a function of x returning a number, "
+                          f"got {type(f).__name__}")
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise DataError(f"numerical_gradient needs a float64 NumPy array x, got {got}: finite "
+                        "differences in lower precision are mostly rounding noise (use "
+                        "x.astype(np.float64))")
+    if not (isinstance(eps, numbers.Real) and 0 < eps < 1):
+        raise ConfigError(f"numerical_gradient: eps must be a small positive number, got {eps!r}")
     grad = np.zeros(x.shape, dtype=np.float64)
     for idx in np.ndindex(*x.shape):
         old = x[idx].item()
         x[idx] = old + eps
-        f_plus = float(f(x))
+        f_plus = _scalar(f(x))
         x[idx] = old - eps
-        f_minus = float(f(x))
+        f_minus = _scalar(f(x))
         x[idx] = old
         grad[idx] = (f_plus - f_minus) / (2 * eps)
     return grad
+
+
+def _scalar(value) -> float:
+    """``f(x)`` as a float, or a clear error when ``f`` does not return one number."""
+    size = getattr(value, "size", 1)
+    if size != 1 or isinstance(value, (list, tuple, dict, str)):
+        shape = getattr(value, "shape", None)
+        raise DataError(f"numerical_gradient: f must return one number (a scalar loss), got "
+                        f"{type(value).__name__}{'' if shape is None else f' of shape {shape}'}; "
+                        "reduce it, e.g. (y * dy).sum()")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"numerical_gradient: f must return a number, got {value!r}") from None
 
 
 def rel_error(a, b) -> float:
@@ -59,7 +83,7 @@ def _rel(a, b):
 
 
 def _host(a):
-    return np.asarray(a.get() if hasattr(a, "get") else a, dtype=np.float64)
+    return np.asarray(backends.to_host(a), dtype=np.float64)
 
 
 def _assert_close(owner, name, analytic, numeric, tol) -> float:
@@ -120,6 +144,14 @@ def check_layer(layer, input_shape, seed: int = 0, *, x=None, train: bool = Fals
         When an error is above ``tol`` (naming the worst element and both values), or when
         ``forward``/``backward`` modified their input ``x`` or ``dy`` in place.
     """
+    if not isinstance(layer, Layer):
+        raise ConfigError(f"check_layer: layer must be an nn layer instance, got "
+                          f"{type(layer).__name__}")
+    if x is None and (not isinstance(input_shape, (tuple, list)) or not input_shape or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
+            for d in input_shape)):
+        raise ConfigError(f"check_layer: input_shape must be a tuple of positive ints with the "
+                          f"batch axis first, e.g. (5, 3), got {input_shape!r}")
     outer = backends.current()
     tree = list(named_layers(layer))
     saved = [(sub, dict(sub.params)) for _, sub in tree]

@@ -7,21 +7,32 @@ Recall of class ``i`` is ``M[i, i] / sum_j M[i, j]`` (its row), precision of cla
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from . import backends
+from .checks import as_array, check_finite
+from .errors import ConfigError, DataError, ShapeError
 
-def _class_ids(name, a):
-    a = np.asarray(a)
+
+def _class_ids(name, a, owner):
+    a = as_array(backends.to_host(a) if not isinstance(a, (list, tuple)) else a, name, owner,
+                 kinds="iubf")
+    check_finite(a, name, owner)
     if a.ndim == 2 and a.shape[1] > 1:  # one-hot rows or scores
         return a.argmax(axis=1)
+    if a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
+        raise ShapeError(f"{owner}: {name} must be class ids (N,) or one-hot rows (N, C), got "
+                         f"shape {a.shape}")
     a = a.reshape(-1)
-    if a.dtype.kind == "f":
+    if a.dtype.kind in "fb":
         if not np.all(a == np.round(a)):
-            raise ValueError(f"{name} must be integer class ids or one-hot rows, got "
-                             f"non-integer values such as {a[a != np.round(a)][0]!r}")
+            raise DataError(f"{owner}: {name} must be integer class ids or one-hot rows, got "
+                            f"non-integer values such as {a[a != np.round(a)][0]!r}")
         a = a.astype(np.int64)
     if a.size and a.min() < 0:
-        raise ValueError(f"{name} holds a negative class id ({a.min()})")
+        raise DataError(f"{owner}: {name} holds a negative class id ({a.min()})")
     return a
 
 
@@ -30,15 +41,19 @@ def confusion_matrix(targets, predictions, n_classes: int | None = None) -> np.n
 
     ``targets`` and ``predictions`` are class ids ``(N,)`` or one-hot / score rows ``(N, C)``.
     """
-    t = _class_ids("targets", targets)
-    p = _class_ids("predictions", predictions)
+    t = _class_ids("targets", targets, "confusion_matrix")
+    p = _class_ids("predictions", predictions, "confusion_matrix")
     if t.shape != p.shape:
-        raise ValueError(f"confusion_matrix: {t.size} targets but {p.size} predictions")
+        raise ShapeError(f"confusion_matrix: {t.size} targets but {p.size} predictions")
     seen = int(max(t.max(initial=-1), p.max(initial=-1))) + 1
     if n_classes is None:
         n_classes = seen
+    elif isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) \
+            or n_classes < 1:
+        raise ConfigError(f"confusion_matrix: n_classes must be an int >= 1, got {n_classes!r}")
     elif seen > n_classes:
-        raise ValueError(f"confusion_matrix: class id {seen - 1} does not fit n_classes={n_classes}")
+        raise DataError(f"confusion_matrix: class id {seen - 1} does not fit "
+                        f"n_classes={n_classes}")
     m = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(m, (t, p), 1)
     return m
@@ -46,10 +61,10 @@ def confusion_matrix(targets, predictions, n_classes: int | None = None) -> np.n
 
 def accuracy(targets, predictions) -> float:
     """Fraction of examples whose predicted class is the target class."""
-    t = _class_ids("targets", targets)
-    p = _class_ids("predictions", predictions)
+    t = _class_ids("targets", targets, "accuracy")
+    p = _class_ids("predictions", predictions, "accuracy")
     if t.shape != p.shape:
-        raise ValueError(f"accuracy: {t.size} targets but {p.size} predictions")
+        raise ShapeError(f"accuracy: {t.size} targets but {p.size} predictions")
     return float(np.mean(t == p)) if t.size else float("nan")
 
 
@@ -58,21 +73,33 @@ def _ratio(num, den):
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
+def _square(cm, owner):
+    """``cm`` as a square matrix of non-negative counts, or a clear error."""
+    cm = as_array(cm, "the confusion matrix", owner)
+    check_finite(cm, "the confusion matrix", owner)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ShapeError(f"{owner}: expected a square confusion matrix (C, C), got shape "
+                         f"{cm.shape}")
+    if cm.size and cm.min() < 0:
+        raise DataError(f"{owner}: a confusion matrix holds counts >= 0, got {cm.min()}")
+    return cm
+
+
 def recall(cm) -> np.ndarray:
     """Per-class recall from a confusion matrix (NaN for a class with no example)."""
-    cm = np.asarray(cm)
+    cm = _square(cm, "recall")
     return _ratio(np.diag(cm), cm.sum(axis=1))
 
 
 def precision(cm) -> np.ndarray:
     """Per-class precision from a confusion matrix (NaN for a class never predicted)."""
-    cm = np.asarray(cm)
+    cm = _square(cm, "precision")
     return _ratio(np.diag(cm), cm.sum(axis=0))
 
 
 def accuracy_from_confusion(cm) -> float:
     """Overall accuracy, the trace over the total."""
-    cm = np.asarray(cm)
+    cm = _square(cm, "accuracy_from_confusion")
     total = cm.sum()
     return float(np.trace(cm) / total) if total else float("nan")
 
@@ -88,13 +115,11 @@ def format_confusion(cm, class_names=None, title: str | None = None) -> str:
     precision          100.0 %  80.0 %
     accuracy: 90.0 %  (9 / 10)
     """
-    cm = np.asarray(cm, dtype=np.int64)
+    cm = _square(cm, "format_confusion").astype(np.int64)
     c = cm.shape[0]
-    if cm.shape != (c, c):
-        raise ValueError(f"format_confusion: expected a square matrix, got shape {cm.shape}")
     names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(c)]
     if len(names) != c:
-        raise ValueError(f"format_confusion: {len(names)} class names for {c} classes")
+        raise ConfigError(f"format_confusion: {len(names)} class names for {c} classes")
 
     def pct(v):
         return "-" if np.isnan(v) else f"{100 * v:.1f} %"

@@ -58,7 +58,12 @@ def mixed(backend_name):
 @pytest.fixture(autouse=True)
 def _isolate_backend():
     """A test that calls ``nn.use`` must not change the backend of the tests after it."""
-    saved = backends._current
-    backends.use("numpy", "fp32", seed=0)
-    yield
-    backends._current = saved
+    with backends.using("numpy", "fp32", seed=0):
+        yield
+
+
+@pytest.fixture
+def small_workspace():
+    """A 1-byte im2col workspace: every convolution processes its batch one example at a time."""
+    with backends.using(workspace_bytes=1) as B:
+        yield B

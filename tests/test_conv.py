@@ -7,7 +7,6 @@ gradient (:func:`nn.gradcheck.check_layer`); a layer passes below a relative err
 """
 from __future__ import annotations
 
-import itertools
 import math
 import re
 
@@ -16,13 +15,14 @@ import pytest
 
 import nn
 from nn import backends
-from nn.backends import base
-from nn.backends.numpy_backend import NumpyBackend
 from nn.backends.im2col import batch_chunks, output_size, transposed_size
 from nn.layers import (Conv1D, Conv2D, Conv3D, ConvTranspose1D, ConvTranspose2D, ConvTranspose3D,
                        Dense, Flatten, LeakyReLU, MaxPool2D)
 from nn.losses import SoftmaxCrossEntropy
 from nn.optim import SGD
+
+from nn.layers.reference import (reference_conv, reference_conv_transpose, reference_im2col,
+                                 reference_output_size)
 
 from helpers import (assert_leaves_x_and_dy_alone, assert_passes, assert_rejects_wrong_dy,
                      assert_round_trips, host)
@@ -30,69 +30,6 @@ from helpers import (assert_leaves_x_and_dy_alone, assert_passes, assert_rejects
 CONV = {1: Conv1D, 2: Conv2D, 3: Conv3D}
 CONV_T = {1: ConvTranspose1D, 2: ConvTranspose2D, 3: ConvTranspose3D}
 ALL = (slice(None), slice(None))   # every example and every channel
-
-
-# -- naive references: loops over output positions and kernel taps, any number of axes ------------
-def reference_output_size(size, kernel, stride, padding, dilation):
-    """PyTorch's documented formula:
-    ``floor((size + 2 padding - dilation (kernel - 1) - 1) / stride + 1)``."""
-    return math.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1)
-
-
-def reference_conv(x, W, b, stride, padding, dilation):
-    """``y[n, o, i] = b[o] + sum_{c, k} W[o, c, k] x_padded[n, c, i * stride + k * dilation]``.
-
-    ``x (N, C, *S)``, ``W (O, C, *K)``; ``i`` and ``k`` are multi-indices over the spatial axes.
-    """
-    N, _, *S = x.shape
-    O, _, *K = W.shape
-    x_padded = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
-    out = [reference_output_size(*g) for g in zip(S, K, stride, padding, dilation)]
-    y = np.zeros((N, O, *out))
-    for i in itertools.product(*map(range, out)):
-        for k in itertools.product(*map(range, K)):
-            pos = tuple(ii * s + kk * d for ii, kk, s, d in zip(i, k, stride, dilation))
-            # (N, C) @ (C, O): every example and every output channel at this position and tap
-            y[ALL + i] += x_padded[ALL + pos] @ W[ALL + k].T
-    if b is not None:
-        y += b.reshape(-1, *[1] * len(S))
-    return y
-
-
-def reference_conv_transpose(x, W, b, stride, padding, dilation, output_padding):
-    """Scatter: each input pixel adds ``x[n, c, i] * W[c, :, k]`` at ``i * stride + k * dilation``.
-
-    ``x (N, C, *S)``, ``W (C, O, *K)``. The full result is then cropped by ``padding`` on both
-    sides; ``output_padding`` extra samples are kept at the end of each axis (PyTorch).
-    """
-    N, _, *S = x.shape
-    _, O, *K = W.shape
-    full = [(n - 1) * s + d * (k - 1) + 1 + op
-            for n, k, s, d, op in zip(S, K, stride, dilation, output_padding)]
-    y = np.zeros((N, O, *full))
-    for i in itertools.product(*map(range, S)):
-        for k in itertools.product(*map(range, K)):
-            pos = tuple(ii * s + kk * d for ii, kk, s, d in zip(i, k, stride, dilation))
-            y[ALL + pos] += x[ALL + i] @ W[ALL + k]           # (N, C) @ (C, O)
-    y = y[ALL + tuple(slice(p, n - p) for p, n in zip(padding, full))]
-    if b is not None:
-        y = y + b.reshape(-1, *[1] * len(S))
-    return y
-
-
-def reference_im2col(x, kernel, stride, padding, dilation):
-    """``cols[c*K + k, n*L + l] = x_padded[n, c, l * stride + k * dilation]`` (k, l in C order)."""
-    N, C, *S = x.shape
-    x_padded = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
-    out = [reference_output_size(*g) for g in zip(S, kernel, stride, padding, dilation)]
-    K, L = math.prod(kernel), math.prod(out)
-    cols = np.empty((C * K, N * L))
-    for n, c in itertools.product(range(N), range(C)):
-        for k, offset in enumerate(itertools.product(*map(range, kernel))):
-            for l, i in enumerate(itertools.product(*map(range, out))):
-                pos = tuple(ii * s + kk * d for ii, kk, s, d in zip(i, offset, stride, dilation))
-                cols[c * K + k, n * L + l] = x_padded[(n, c) + pos]
-    return cols
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -116,9 +53,9 @@ def rel_close(a, b, rtol=1e-12):
 
 
 @pytest.fixture
-def one_example_per_chunk(monkeypatch):
+def one_example_per_chunk(small_workspace):
     """A 1-byte im2col workspace: every convolution processes its batch one example at a time."""
-    monkeypatch.setattr(base.Backend, "workspace_bytes", 1)
+    return small_workspace
 
 
 # -- output-size arithmetic -----------------------------------------------------------------------
@@ -197,9 +134,12 @@ each_geometry = pytest.mark.parametrize("x_shape, kernel, stride, padding, dilat
 
 
 @pytest.fixture(params=[True, False], ids=["numba-kernels", "numpy-slices"])
-def both_paths(request, monkeypatch):
-    """The NumPy backend's numba col2im, and the strided-slice version it replaces."""
-    monkeypatch.setattr(NumpyBackend, "use_numba", request.param)
+def both_paths(request):
+    """The NumPy backend's numba col2im, and the strided-slice version it replaces (the
+    fixtures that follow keep the option: ``using`` keeps the options of the backend it
+    replaces)."""
+    with backends.using(numba=request.param):
+        yield request.param
 
 
 @each_geometry
@@ -435,8 +375,8 @@ def test_chunked_batch_equals_one_chunk(fp64, monkeypatch, make, shape, columns_
     assert len(layer.chunks) == 1
 
     # the im2col columns of one example take columns_per_example float64 values
-    monkeypatch.setattr(base.Backend, "workspace_bytes", 2 * columns_per_example * 8)
-    y2, dx2, grads2 = _run(layer, x, dy)
+    with backends.using(workspace_bytes=2 * columns_per_example * 8):
+        y2, dx2, grads2 = _run(layer, x, dy)
     assert [c.stop - c.start for c in layer.chunks] == [2, 2, 1]
     rel_close(y2, y1)
     rel_close(dx2, dx1)
@@ -455,31 +395,30 @@ def test_chunked_batch_equals_one_chunk(fp64, monkeypatch, make, shape, columns_
 def test_input_grad_false_returns_none_with_the_same_parameter_gradients(
         fp64, monkeypatch, make, shape, chunked):
     B = fp64
-    if chunked:
-        monkeypatch.setattr(base.Backend, "workspace_bytes", 1)
     rng = np.random.default_rng(7)
     layer = make()
     x = B.asarray(rng.standard_normal(shape))
-    dy = B.asarray(rng.standard_normal(tuple(layer.forward(x).shape)))
+    with backends.using(workspace_bytes=1 if chunked else 2**28):
+        dy = B.asarray(rng.standard_normal(tuple(layer.forward(x).shape)))
     assert (len(layer.chunks) > 1) == chunked
     dx = layer.backward(dy)
     assert dx is not None and dx.shape == x.shape
     full = {k: host(g).copy() for k, g in layer.grads.items()}
     layer.grads = {}
-    layer.input_grad = False
-    assert layer.backward(dy) is None
+    assert layer.backward(dy, input_grad=False) is None
     assert layer.grads.keys() == full.keys() == {"W", "b"}
     for name, g in full.items():
         np.testing.assert_array_equal(host(layer.grads[name]), g)
 
 
-def test_network_backward_without_input_grad_restores_the_flag(fp64):
+def test_network_backward_without_input_grad_leaves_the_layers_unchanged(fp64):
     B = fp64
     conv = Conv2D(1, 2, 3)
     net = nn.Network([conv, Flatten(), Dense(2 * 3 * 3, 2)], SoftmaxCrossEntropy())
+    before = dict(vars(conv))
     out = net.forward(B.asarray(np.ones((2, 1, 5, 5))))
     assert net.backward(B.asarray(np.ones(tuple(out.shape))), input_grad=False) is None
-    assert conv.input_grad is True
+    assert {k for k in vars(conv)} >= set(before) and "input_grad" not in vars(conv)
     assert net.backward(B.asarray(np.ones(tuple(out.shape)))).shape == (2, 1, 5, 5)
 
 
@@ -496,9 +435,8 @@ def test_network_backward_without_input_grad_restores_the_flag(fp64):
 @pytest.mark.parametrize("chunked", [False, True], ids=["one-chunk", "chunked"])
 def test_layers_never_modify_x_or_dy(fp32, monkeypatch, make, shape, chunked):
     B = fp32
-    if chunked:
-        monkeypatch.setattr(base.Backend, "workspace_bytes", 1)
-    layer = assert_leaves_x_and_dy_alone(B, make(), shape)
+    with backends.using(workspace_bytes=1 if chunked else 2**28):
+        layer = assert_leaves_x_and_dy_alone(B, make(), shape)
     assert (len(layer.chunks) > 1) == chunked
 
 

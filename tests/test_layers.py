@@ -438,17 +438,25 @@ def test_params_are_float32_by_default(fp32):
     assert layer.params["b"].dtype == np.float32
 
 
-@pytest.mark.parametrize("alpha", [None, 0.3])
-def test_network_switches_auto_dense_before_relu_to_he(fp32, alpha):
+def test_init_he_draws_he_weights(fp32):
     n_in = 500
-    activation = ReLU() if alpha is None else LeakyReLU(alpha)
-    dense = Dense(n_in, 400)
-    nn.Network([dense, activation, Dense(400, 2)], nn.losses.MSE())
+    dense = Dense(n_in, 400, init="he")
     W = host(dense.params["W"])
-    expected = math.sqrt(2 / ((1 + (alpha or 0.0) ** 2) * n_in))
+    expected = math.sqrt(2 / n_in)
     assert abs(W.std() - expected) < 0.02 * expected
     # He weights are normal, so they exceed the Xavier bound somewhere on a layer this big
     assert np.abs(W).max() > math.sqrt(6 / (n_in + 400))
+
+
+@pytest.mark.parametrize("activation", [ReLU(), LeakyReLU(0.3), Sigmoid()], ids=repr)
+def test_a_network_never_changes_the_weights_it_is_given(fp32, activation):
+    d = Dense(4, 4)
+    d.params["W"] = fp32.param(np.eye(4))
+    before = {k: host(v).copy() for k, v in d.params.items()}
+    nn.Network([d, activation, Dense(4, 2)], nn.losses.MSE())
+    nn.Network([d, activation])
+    for k, v in before.items():
+        np.testing.assert_array_equal(host(d.params[k]), v)
 
 
 

@@ -279,7 +279,7 @@ def test_the_scale_falls_on_overflow_and_grows_back_after_clean_steps(mixed):
     x = np.random.default_rng(0).normal(size=(32, 4))
     y = (x[:, 0] > 0).astype(np.int64)
     net = Network([Dense(4, 8), Tanh(), Dense(8, 2)], SoftmaxCrossEntropy())
-    net.loss_scaler = nn.backends.LossScaler(init_scale=2.0**30, growth_interval=4)
+    net.loss_scaler = nn.training.LossScaler(init_scale=2.0**30, growth_interval=4)
     history = net.fit(x, y, epochs=30, batch_size=8, optimizer=SGD(0.1), progress=False)
     scales = history["loss_scale"]
     low = int(np.argmin(scales))
@@ -299,7 +299,7 @@ def test_a_skipped_step_changes_neither_weights_nor_optimizer_state(mixed):
     weights = {k: mixed.to_host(layer.params[n]).copy() for k, layer, n in net.named_parameters()}
     state = {(id(layer), n): {k: mixed.to_host(v).copy() for k, v in s.items()}
              for layer, states in optimizer.state.items() for n, s in states.items()}
-    net.loss_scaler = nn.backends.LossScaler(init_scale=2.0**60)     # certain overflow
+    net.loss_scaler = nn.training.LossScaler(init_scale=2.0**60)     # certain overflow
     history = net.fit(x, y, epochs=1, batch_size=16, optimizer=optimizer, progress=False)
     assert history["skipped_steps"] == [1]
     for k, layer, n in net.named_parameters():

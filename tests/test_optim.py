@@ -8,7 +8,8 @@ import pytest
 
 from nn import backends
 from nn.layers import Dense
-from nn.optim import (SGD, Adam, ConstantLR, ExponentialDecayLR, LinearDecayLR, as_schedule)
+from nn.optim import (SGD, Adagrad, Adam, ConstantLR, ExponentialDecayLR, LinearDecayLR, RMSprop,
+                      as_schedule)
 
 
 class FakeLayer:
@@ -237,6 +238,111 @@ def test_adam_keeps_state_per_parameter(fp64):
     expected_b = _adam_reference(P0[::-1], [g[::-1] for g in GRADS], 0.1, 0.9, 0.999, 1e-8)
     np.testing.assert_allclose(host(a.params["W"]), expected_a, rtol=1e-13)
     np.testing.assert_allclose(host(b.params["W"]), expected_b, rtol=1e-13)
+
+
+# -- RMSprop and Adagrad ----------------------------------------------------------------------------
+def _rmsprop_reference(p, grads, lr, alpha, eps, weight_decay=0.0):
+    """RMSprop written out element by element (PyTorch's rule)."""
+    p, v = list(p), [0.0] * len(p)
+    for g in grads:
+        for i in range(len(p)):
+            gi = g[i] + weight_decay * p[i]
+            v[i] = alpha * v[i] + (1 - alpha) * gi**2
+            p[i] -= lr * gi / (math.sqrt(v[i]) + eps)
+    return p
+
+
+def _adagrad_reference(p, grads, lr, eps, weight_decay=0.0):
+    """Adagrad written out element by element (PyTorch's rule)."""
+    p, s = list(p), [0.0] * len(p)
+    for g in grads:
+        for i in range(len(p)):
+            gi = g[i] + weight_decay * p[i]
+            s[i] += gi**2
+            p[i] -= lr * gi / (math.sqrt(s[i]) + eps)
+    return p
+
+
+@pytest.mark.parametrize("lr, alpha, eps, wd", [(1e-2, 0.99, 1e-8, 0.0), (0.1, 0.5, 1e-3, 0.1)])
+def test_rmsprop_three_steps_match_reference(fp64, lr, alpha, eps, wd):
+    layer = FakeLayer(W=P0)
+    opt = RMSprop(lr=lr, alpha=alpha, eps=eps, weight_decay=wd)
+    for g in GRADS:
+        layer.set_grad("W", g)
+        opt.step([(layer, "W")])
+    expected = _rmsprop_reference(P0, GRADS, lr, alpha, eps, wd)
+    np.testing.assert_allclose(host(layer.params["W"]), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("lr, eps, wd", [(1e-2, 1e-10, 0.0), (0.3, 1e-2, 0.05)])
+def test_adagrad_three_steps_match_reference(fp64, lr, eps, wd):
+    layer = FakeLayer(W=P0)
+    opt = Adagrad(lr=lr, eps=eps, weight_decay=wd)
+    for g in GRADS:
+        layer.set_grad("W", g)
+        opt.step([(layer, "W")])
+    expected = _adagrad_reference(P0, GRADS, lr, eps, wd)
+    np.testing.assert_allclose(host(layer.params["W"]), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_steps_equal_torch_optim_from_the_same_state(fp64, name):
+    torch = pytest.importorskip("torch")
+    kwargs = {"SGD": dict(lr=0.1, momentum=0.9, weight_decay=0.01),
+              "Adam": dict(lr=0.05, betas=(0.8, 0.9), eps=1e-6),
+              "RMSprop": dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.01),
+              "Adagrad": dict(lr=0.1, eps=1e-8)}[name]
+    layer = FakeLayer(W=P0)
+    mine = {"SGD": SGD, "Adam": Adam, "RMSprop": RMSprop, "Adagrad": Adagrad}[name](**kwargs)
+    w = torch.tensor(P0, dtype=torch.float64, requires_grad=True)
+    theirs = getattr(torch.optim, name)([w], **kwargs)
+    for g in GRADS:
+        layer.set_grad("W", g)
+        mine.step([(layer, "W")])
+        w.grad = torch.tensor(g, dtype=torch.float64)
+        theirs.step()
+    np.testing.assert_allclose(host(layer.params["W"]), w.detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: RMSprop(0.1), lambda: Adagrad(0.1)],
+                         ids=["RMSprop", "Adagrad"])
+def test_new_optimizers_skip_an_overflowed_step(fp64, make):
+    layer = FakeLayer(W=P0)
+    opt = make()
+    layer.set_grad("W", GRADS[0])
+    opt.step([(layer, "W")])
+    after = host(layer.params["W"]).copy()
+    state = {k: host(v).copy() for k, v in opt.state[layer]["W"].items()}
+    layer.set_grad("W", [np.inf, 1.0, 2.0, 3.0])
+    opt.step([(layer, "W")], found_inf=fp64.asarray(True))
+    np.testing.assert_array_equal(host(layer.params["W"]), after)
+    for k, v in opt.state[layer]["W"].items():
+        np.testing.assert_array_equal(host(v), state[k])
+
+
+@pytest.mark.parametrize("kwargs", [{"alpha": 1.0}, {"alpha": -0.1}, {"eps": 0.0},
+                                    {"weight_decay": -1.0}])
+def test_invalid_rmsprop_settings_raise(kwargs):
+    with pytest.raises(ValueError, match="RMSprop"):
+        RMSprop(**kwargs)
+
+
+# -- gradient-norm clipping ------------------------------------------------------------------------
+def test_clip_norm_scales_every_gradient_by_the_global_norm(fp64):
+    a, b = FakeLayer(W=[0.0, 0.0]), FakeLayer(W=[0.0])
+    a.set_grad("W", [3.0, 0.0])
+    b.set_grad("W", [4.0])                       # global norm 5
+    SGD(1.0, clip_norm=2.5).step([(a, "W"), (b, "W")])
+    factor = 2.5 / (5.0 + 1e-6)                  # torch.nn.utils.clip_grad_norm_'s rule
+    np.testing.assert_allclose(host(a.params["W"]), [-3.0 * factor, 0.0], rtol=1e-14)
+    np.testing.assert_allclose(host(b.params["W"]), [-4.0 * factor], rtol=1e-14)
+
+
+def test_clip_norm_leaves_small_gradients_alone_and_sees_through_the_loss_scale(fp64):
+    a = FakeLayer(W=[1.0, 1.0])
+    a.set_grad("W", [0.3 * 64, 0.4 * 64])       # norm 0.5 once the scale 64 is divided out
+    SGD(1.0, clip_norm=1.0).step([(a, "W")], grad_scale=64.0)
+    np.testing.assert_allclose(host(a.params["W"]), [0.7, 0.6], rtol=1e-12)
 
 
 # -- state ----------------------------------------------------------------------------------------

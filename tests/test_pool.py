@@ -9,17 +9,16 @@ float32/float64, strided slices otherwise): they must agree bit for bit.
 """
 from __future__ import annotations
 
-import itertools
-import math
 
 import numpy as np
 import pytest
 
 from nn import backends
 from nn.backends import cpu_kernels
-from nn.backends.numpy_backend import NumpyBackend
 from nn.layers import (AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool, GlobalMaxPool, MaxPool1D,
                        MaxPool2D, MaxPool3D, from_dict, to_dict)
+
+from nn.layers.reference import reference_global, reference_maxpool_backward, reference_pool
 
 from helpers import (assert_leaves_x_and_dy_alone, assert_passes, assert_rejects_wrong_dy,
                      distinct_values, host)
@@ -27,43 +26,6 @@ from helpers import (assert_leaves_x_and_dy_alone, assert_passes, assert_rejects
 MAX = {1: MaxPool1D, 2: MaxPool2D, 3: MaxPool3D}
 AVG = {1: AvgPool1D, 2: AvgPool2D, 3: AvgPool3D}
 ALL = (slice(None), slice(None))   # every example and every channel
-
-
-# -- naive references: loops over the windows -----------------------------------------------------
-def reference_pool(x, kernel, stride, kind):
-    """``y[n, c, i]`` = max or mean of ``x[n, c, i * stride : i * stride + kernel]``, and for
-    "max" the offset of the first maximum in the window (C order)."""
-    N, C, *S = x.shape
-    out = [(n - k) // s + 1 for n, k, s in zip(S, kernel, stride)]
-    y = np.empty((N, C, *out))
-    argmax = np.empty((N, C, *out), dtype=np.int64)
-    for i in itertools.product(*map(range, out)):
-        window = x[ALL + tuple(slice(j * s, j * s + k) for j, s, k in zip(i, stride, kernel))]
-        flat = window.reshape(N, C, -1)
-        y[ALL + i] = flat.max(axis=2) if kind == "max" else flat.mean(axis=2)
-        argmax[ALL + i] = flat.argmax(axis=2)           # np.argmax: the first maximum
-    return (y, argmax) if kind == "max" else y
-
-
-def reference_maxpool_backward(x, dy, kernel, stride):
-    """``dx``: each ``dy`` added at the first maximum of its window (C order), window by window."""
-    _, argmax = reference_pool(x, kernel, stride, "max")
-    dx = np.zeros(x.shape)
-    for index in np.ndindex(*dy.shape):
-        n, c, *i = index
-        offset = np.unravel_index(argmax[index], kernel)
-        dx[(n, c, *(j * s + o for j, s, o in zip(i, stride, offset)))] += dy[index]
-    return dx
-
-
-def reference_global(x, kind):
-    """Running max / sum over every spatial position, one position at a time."""
-    N, C, *S = x.shape
-    best, total = np.full((N, C), -np.inf), np.zeros((N, C))
-    for i in itertools.product(*map(range, S)):
-        best = np.maximum(best, x[ALL + i])
-        total += x[ALL + i]
-    return best if kind == "max" else total / math.prod(S)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -75,10 +37,10 @@ def tied_values(shape, seed=0):
 
 
 @pytest.fixture(params=[True, False], ids=["numba", "numpy-slices"])
-def maxpool_path(request, monkeypatch):
+def maxpool_path(request):
     """Both max-pool implementations of the NumPy backend (numba kernels, strided slices)."""
-    monkeypatch.setattr(NumpyBackend, "use_numba", request.param)
-    return request.param
+    with backends.using(numba=request.param):
+        yield request.param
 
 
 # id -> (ndim, kernel_size, stride, input shape)
@@ -228,10 +190,9 @@ def _both_max_pool_paths(monkeypatch, precision, values, kernel, stride, shape):
     monkeypatch.setattr(cpu_kernels, "maxpool_backward",
                         lambda *a: calls.append("backward") or compiled_backward(*a))
     results = {}
-    with backends.using("numpy", precision) as B:
-        x = B.asarray(x_host)
-        for use_numba in (True, False):
-            monkeypatch.setattr(NumpyBackend, "use_numba", use_numba)
+    for use_numba in (True, False):
+        with backends.using("numpy", precision, numba=use_numba) as B:
+            x = B.asarray(x_host)
             y, argmax = B.maxpool(x, kernel, stride)
             dy = B.asarray(np.random.default_rng(6).standard_normal(y.shape))
             dx = B.maxpool_backward(dy, argmax, x.shape, kernel, stride)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nn
-from nn.backends import base
+from nn import backends
 from nn.layers import (AvgPool1D, Concat, Conv1D, Conv2D, Conv3D, ConvTranspose1D,
                        ConvTranspose2D, Dense, Flatten, Identity, LeakyReLU, MaxPool2D, ReLU,
                        Residual, Tanh, from_dict, to_dict)
@@ -61,8 +61,7 @@ def test_gradient(fp64, make, shape, distinct):
     assert_passes(make(), shape, x=x, seed=3)
 
 
-def test_gradient_with_chunked_convolutions_inside(fp64, monkeypatch):
-    monkeypatch.setattr(base.Backend, "workspace_bytes", 1)
+def test_gradient_with_chunked_convolutions_inside(fp64, small_workspace):
     block = unet()
     assert_passes(block, (2, 1, 8, 8), seed=3)
     assert len(block.layers[0].chunks) == 2
@@ -127,9 +126,8 @@ def test_residual_with_a_zero_block_is_the_identity(fp64):
 @pytest.mark.parametrize("chunked", [False, True], ids=["one-chunk", "chunked"])
 def test_blocks_never_modify_x_or_dy(fp32, monkeypatch, make, shape, chunked):
     B = fp32
-    if chunked:
-        monkeypatch.setattr(base.Backend, "workspace_bytes", 1)
-    assert_leaves_x_and_dy_alone(B, make(), shape)
+    with backends.using(workspace_bytes=1 if chunked else 2**28):
+        assert_leaves_x_and_dy_alone(B, make(), shape)
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -80,7 +80,9 @@ class CountingBackend(NumpyBackend):
 
     name = "counting"
     on_host = False
-    use_numba = False
+
+    def __init__(self, precision, seed=None):
+        super().__init__(precision, seed, numba=False)
 
     def asarray(self, a, dtype=None):
         if isinstance(a, DeviceArray):
@@ -101,12 +103,10 @@ class CountingBackend(NumpyBackend):
 
 @pytest.fixture(params=["fp32", "mixed"])
 def counting(request):
-    saved = backends._current
-    backends._current = CountingBackend(request.param, seed=0)
     Syncs.count = 0
     Syncs.where = []
-    yield backends._current
-    backends._current = saved
+    with backends.using(CountingBackend(request.param, seed=0)) as B:
+        yield B
 
 
 def lenet():
@@ -200,12 +200,10 @@ def test_global_pooling_network_trains_without_a_sync_per_batch(counting):
 
 def test_overflow_and_skipped_steps_are_decided_on_the_device():
     """Under "mixed", overflowing steps are skipped and counted without any per-step read."""
-    saved = backends._current
-    backends._current = CountingBackend("mixed", seed=0)
-    try:
+    with backends.using(CountingBackend("mixed", seed=0)):
         x, y = images(32)
         net = lenet()
-        net.loss_scaler = nn.backends.LossScaler(init_scale=2.0**40)
+        net.loss_scaler = nn.training.LossScaler(init_scale=2.0**40)
         start = {k: np.array(layer.params[name]) for k, layer, name in net.named_parameters()}
         Syncs.count = 0
         history = net.fit(x, y, epochs=1, batch_size=4, optimizer=SGD(0.05), progress=False)
@@ -223,8 +221,6 @@ def test_overflow_and_skipped_steps_are_decided_on_the_device():
         assert history["skipped_steps"][-1] < 8          # the scale came down far enough
         assert any(not np.array_equal(start[k], np.asarray(layer.params[name]))
                    for k, layer, name in net.named_parameters())
-    finally:
-        backends._current = saved
 
 
 @pytest.mark.parametrize("precision", ["fp32", "mixed"])
@@ -239,16 +235,16 @@ def test_cupy_training_steps_never_synchronise(backend_name, precision):
     import warnings
     with backends.using("cupy", precision, seed=0) as B:
         net = lenet()
-        optimizer, params = Adam(1e-3), net.parameters()
-        scaler = nn.backends.LossScaler() if B.mixed else None
+        trainer = nn.training.Trainer(net, Adam(1e-3),
+                                      nn.training.LossScaler() if B.mixed else None)
         x, y = images(32)
         batches = [(B.asarray(x[i:i + 8]), B.asarray(y[i:i + 8])) for i in range(0, 32, 8)]
-        net._train_step(B, *batches[0], optimizer, params, scaler)   # compiles the kernels
+        trainer.step(*batches[0])                      # compiles the kernels
         losses = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")            # allow_synchronize is deprecated
             with cupyx.allow_synchronize(False):
                 for xb, yb in batches:
-                    value, _ = net._train_step(B, xb, yb, optimizer, params, scaler)
+                    value, _ = trainer.step(xb, yb)
                     losses.append(value)
         assert all(np.isfinite(float(v)) for v in losses)

@@ -23,7 +23,7 @@ Under ``"mixed"`` the parameters themselves are the float32 *master* weights, up
 optimizer in float32; a layer takes a float16 copy of a weight with :meth:`Backend.cast`
 where it enters a matrix product. Reductions (bias gradients, losses, softmax sums) run in
 ``acc_dtype`` (float32). Small gradients would underflow in float16, so training under
-``"mixed"`` multiplies the loss by a dynamic scale (see :mod:`nn.backends.loss_scaling`).
+``"mixed"`` multiplies the loss by a dynamic scale (see :class:`nn.training.LossScaler`).
 
 Synchronisation
 ===============
@@ -39,9 +39,11 @@ by masking its writes on the device. ``Network.fit`` reads its metrics once per 
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 import numpy as np
 
+from ..errors import ConfigError, NNError
 from . import im2col as _im2col
 
 #: precision name -> (activation dtype, parameter dtype, accumulation dtype)
@@ -52,7 +54,7 @@ PRECISIONS = {
 }
 
 
-class BackendUnavailableError(RuntimeError):
+class BackendUnavailableError(NNError, RuntimeError):
     """The requested backend cannot run here (library missing, no GPU)."""
 
 
@@ -65,6 +67,9 @@ class Backend:
         The precision policy (see the module docstring).
     seed : int or None
         Seed of both random generators; ``None`` draws a fresh seed from the OS.
+    workspace_bytes : int, optional
+        Bytes of im2col columns a convolution may hold at once (256 MiB by default); a larger
+        batch is processed in chunks of examples (:func:`nn.backends.im2col.batch_chunks`).
     """
 
     name = "abstract"
@@ -73,19 +78,32 @@ class Backend:
     #: False on a GPU, where it waits for the device (``Network.fit`` then reads its metrics
     #: once per epoch instead of once per batch)
     on_host = False
-    #: bytes of im2col columns a convolution may hold at once; larger batches go in chunks
-    workspace_bytes = _im2col.WORKSPACE_BYTES
 
-    def __init__(self, precision: str = "fp32", seed: int | None = None):
+    def __init__(self, precision: str = "fp32", seed: int | None = None, *,
+                 workspace_bytes: int | None = None):
         if precision not in PRECISIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown precision {precision!r}: choose one of {', '.join(map(repr, PRECISIONS))}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or seed < 0):
+            raise ConfigError(f"seed must be an int >= 0 or None, got {seed!r}")
+        if workspace_bytes is None:
+            workspace_bytes = _im2col.WORKSPACE_BYTES
+        if isinstance(workspace_bytes, bool) or not isinstance(workspace_bytes, numbers.Integral) \
+                or workspace_bytes < 1:
+            raise ConfigError(f"workspace_bytes must be an int >= 1, got {workspace_bytes!r}")
         self.precision = precision
+        #: bytes of im2col columns a convolution may hold at once; larger batches go in chunks
+        self.workspace_bytes = int(workspace_bytes)
         dtype, param_dtype, acc_dtype = PRECISIONS[precision]
         self.dtype = np.dtype(dtype)
         self.param_dtype = np.dtype(param_dtype)
         self.acc_dtype = np.dtype(acc_dtype)
         self.seed(seed)
+
+    def options(self) -> dict:
+        """The keyword options this backend was made with (``using`` keeps them)."""
+        return {"workspace_bytes": self.workspace_bytes}
 
     @property
     def mixed(self) -> bool:
@@ -183,6 +201,44 @@ class Backend:
             dx[window] += xp.where(argmax == k, dy, zero)
         return dx
 
+    # -- normalisation (nn.layers.norm): the plain NumPy/CuPy formulas ----------------------------
+    def batchnorm_forward(self, x, W, b, eps):
+        """Batch normalisation of ``x (N, C, L)`` per channel, over ``N`` and ``L``.
+
+        Returns ``y = W x̂ + b``, ``x̂``, ``1/sigma (1, C, 1)``, and the batch ``mean`` and
+        biased ``var`` ``(C,)`` (for the running estimates). Formulas: :mod:`nn.layers.norm`.
+        """
+        xhat, inv_sigma, mean, var = normalise(self.xp, x, (0, 2), eps)
+        y = xhat * W.reshape(1, -1, 1)
+        y += b.reshape(1, -1, 1)
+        return y, xhat, inv_sigma, mean.reshape(-1), var.reshape(-1)
+
+    def batchnorm_backward(self, dy, xhat, inv_sigma, W):
+        """``(dx, dW, db)`` of :meth:`batchnorm_forward` for ``dy (N, C, L)``: the three-term
+        formula, with ``dx̂ = W dy``; ``dW = sum dy x̂``, ``db = sum dy`` per channel."""
+        dW = (dy * xhat).sum(axis=(0, 2))
+        db = dy.sum(axis=(0, 2))
+        dx = normalise_backward(dy * W.reshape(1, -1, 1), xhat, inv_sigma, (0, 2))
+        return dx, dW, db
+
+    def groupnorm_forward(self, x, W, b, eps):
+        """Group normalisation of ``x (N, G, K, L)`` (``K`` channels per group) over ``K``
+        and ``L``, for each example and group; ``W``, ``b`` are ``(G, K)``.
+
+        Returns ``y = W x̂ + b``, ``x̂`` and ``1/sigma (N, G, 1, 1)``.
+        """
+        xhat, inv_sigma, _, _ = normalise(self.xp, x, (2, 3), eps)
+        y = xhat * W[None, :, :, None]
+        y += b[None, :, :, None]
+        return y, xhat, inv_sigma
+
+    def groupnorm_backward(self, dy, xhat, inv_sigma, W):
+        """``(dx, dW, db)`` of :meth:`groupnorm_forward` for ``dy (N, G, K, L)``."""
+        dW = (dy * xhat).sum(axis=(0, 3))
+        db = dy.sum(axis=(0, 3))
+        dx = normalise_backward(dy * W[None, :, :, None], xhat, inv_sigma, (2, 3))
+        return dx, dW, db
+
     def all_finite(self, arrays):
         """A 0-d bool array on the device: True when no array holds an inf or a NaN.
 
@@ -194,15 +250,24 @@ class Backend:
             return self.asarray(True)
         return xp.stack([xp.isfinite(a).all() for a in arrays]).all()
 
-    def scalar(self, value):
-        """A 0-d result as the host sees it: ``float`` on NumPy, a 0-d array on a GPU.
-
-        Kept for code written against earlier versions; losses now return device scalars
-        from :meth:`nn.losses.Loss.forward_device` and floats from ``forward``.
-        """
-        return value
-
     def errstate(self, **kwargs):
         """``numpy.errstate(**kwargs)`` on NumPy; a no-op on a GPU, where nothing warns."""
         return contextlib.nullcontext()
 
+
+def normalise(xp, x, axes, eps):
+    """``(x̂, 1/sigma, mean, var)`` of ``x`` over ``axes`` (kept as size-1 axes), biased var."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    inv_sigma = 1 / xp.sqrt(var + eps)
+    centred *= inv_sigma                     # x̂, in place on x - mean
+    return centred, inv_sigma, mean, var
+
+
+def normalise_backward(dxhat, xhat, inv_sigma, axes):
+    """``dx = (1/sigma) (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂))`` over ``axes``."""
+    dx = dxhat - dxhat.mean(axis=axes, keepdims=True)
+    dx -= xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+    dx *= inv_sigma
+    return dx

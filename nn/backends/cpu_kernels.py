@@ -1,4 +1,4 @@
-"""numba kernels for the CPU backend: col2im and max-pooling, each in one pass.
+"""numba kernels for the CPU backend: col2im, max-pooling and normalisation.
 
 They compute what the strided-slice versions in :mod:`nn.backends.im2col` and
 :meth:`nn.backends.base.Backend.maxpool` compute (the tests compare them; where windows
@@ -117,3 +117,118 @@ def maxpool_backward(dy, argmax, offsets, stride, dx):  # pragma: no cover (comp
                 for ow in range(OW):
                     dx[p, row + ow * sw + offsets[argmax[p, o]]] += dy[p, o]
                     o += 1
+
+
+# -- normalisation: statistics and normalisation in two passes, backward in two ------------------
+@numba.njit(cache=True)
+def batchnorm_forward(x, W, b, eps, y, xhat, inv_sigma, mean, var):  # pragma: no cover
+    """Per channel of ``x (N, C, L)``: mean, biased variance, ``x̂``, ``y = W x̂ + b``.
+
+    Pass 1 sums ``x``; pass 2 sums the squared deviations (two passes: the one-pass
+    ``E[x²] - E[x]²`` loses digits when the mean is large); pass 3 writes ``x̂`` and ``y``.
+    NumPy needs about eight passes and as many temporaries for the same.
+    """
+    N, C, L = x.shape
+    M = N * L
+    for c in range(C):
+        s = 0.0
+        for n in range(N):
+            for l in range(L):
+                s += x[n, c, l]
+        mu = s / M
+        ss = 0.0
+        for n in range(N):
+            for l in range(L):
+                d = x[n, c, l] - mu
+                ss += d * d
+        v = ss / M
+        inv = 1.0 / np.sqrt(v + eps)
+        w, bb = W[c], b[c]
+        for n in range(N):
+            for l in range(L):
+                h = (x[n, c, l] - mu) * inv
+                xhat[n, c, l] = h
+                y[n, c, l] = w * h + bb
+        mean[c], var[c], inv_sigma[c] = mu, v, inv
+
+
+@numba.njit(cache=True)
+def batchnorm_backward(dy, xhat, inv_sigma, W, dx, dW, db):  # pragma: no cover
+    """Pass 1: ``db = sum dy``, ``dW = sum dy x̂`` per channel; pass 2: the three-term ``dx``,
+    ``W/sigma (dy - db/M - x̂ dW/M)`` (the means of ``dx̂ = W dy`` written with ``db``, ``dW``)."""
+    N, C, L = dy.shape
+    M = N * L
+    for c in range(C):
+        sdy = 0.0
+        sdyx = 0.0
+        for n in range(N):
+            for l in range(L):
+                g = dy[n, c, l]
+                sdy += g
+                sdyx += g * xhat[n, c, l]
+        db[c], dW[c] = sdy, sdyx
+        k = W[c] * inv_sigma[c]
+        m1, m2 = sdy / M, sdyx / M
+        for n in range(N):
+            for l in range(L):
+                dx[n, c, l] = k * (dy[n, c, l] - m1 - xhat[n, c, l] * m2)
+
+
+@numba.njit(cache=True)
+def groupnorm_forward(x, W, b, eps, y, xhat, inv_sigma):  # pragma: no cover
+    """For each example and group of ``x (N, G, K, L)``: statistics over ``K`` channels and
+    ``L`` positions (a contiguous block), then ``x̂`` and ``y = W x̂ + b`` per channel."""
+    N, G, K, L = x.shape
+    M = K * L
+    for n in range(N):
+        for g in range(G):
+            s = 0.0
+            for k in range(K):
+                for l in range(L):
+                    s += x[n, g, k, l]
+            mu = s / M
+            ss = 0.0
+            for k in range(K):
+                for l in range(L):
+                    d = x[n, g, k, l] - mu
+                    ss += d * d
+            inv = 1.0 / np.sqrt(ss / M + eps)
+            inv_sigma[n, g] = inv
+            for k in range(K):
+                w, bb = W[g, k], b[g, k]
+                for l in range(L):
+                    h = (x[n, g, k, l] - mu) * inv
+                    xhat[n, g, k, l] = h
+                    y[n, g, k, l] = w * h + bb
+
+
+@numba.njit(cache=True)
+def groupnorm_backward(dy, xhat, inv_sigma, W, dx, dW, db):  # pragma: no cover
+    """Per example and group: the sums of ``dx̂ = W dy`` and ``dx̂ x̂``, then the three-term
+    ``dx``; ``dW``, ``db`` (zeroed here) collect ``dy x̂`` and ``dy`` per channel."""
+    N, G, K, L = dy.shape
+    M = K * L
+    dW[:] = 0
+    db[:] = 0
+    for n in range(N):
+        for g in range(G):
+            s1 = 0.0
+            s2 = 0.0
+            for k in range(K):
+                w = W[g, k]
+                sdy = 0.0
+                sdyx = 0.0
+                for l in range(L):
+                    d = dy[n, g, k, l]
+                    sdy += d
+                    sdyx += d * xhat[n, g, k, l]
+                db[g, k] += sdy
+                dW[g, k] += sdyx
+                s1 += w * sdy
+                s2 += w * sdyx
+            inv = inv_sigma[n, g]
+            m1, m2 = s1 / M, s2 / M
+            for k in range(K):
+                w = W[g, k]
+                for l in range(L):
+                    dx[n, g, k, l] = inv * (w * dy[n, g, k, l] - m1 - xhat[n, g, k, l] * m2)

@@ -57,9 +57,9 @@ class CupyBackend(Backend):
 
     name = "cupy"
 
-    def __init__(self, precision="fp32", seed=None):
+    def __init__(self, precision="fp32", seed=None, *, workspace_bytes=None):
         self.xp = import_cupy()
-        super().__init__(precision, seed)
+        super().__init__(precision, seed, workspace_bytes=workspace_bytes)
 
     def _device_rng(self, seed):
         return self.xp.random.default_rng(seed)

@@ -13,7 +13,8 @@ backward pass of im2col, and it is also the forward pass of the transposed convo
 
 Both loop only over the ``K`` kernel offsets, never over pixels: for the offset
 ``(i, j)`` the values under that tap, for all examples and output positions at once, form a
-strided slice of the (padded) input, ``xp[:, :, i*d : i*d + s*OH : s, j*d : j*d + s*OW : s]``
+strided slice of the (padded) input,
+``x_padded[:, :, i*d : i*d + s*OH : s, j*d : j*d + s*OW : s]``
 (Deep Learning from Scratch, ``common/util.py``). The same code serves 1D spectra, 2D
 images and 3D cubes, on NumPy and on CuPy.
 
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import itertools
 import math
+
+from ..errors import ShapeError
 
 #: default size of the im2col workspace; a larger batch is processed in chunks of examples
 #: whose columns fit in it (see :func:`batch_chunks` and ``Backend.workspace_bytes``)
@@ -65,7 +68,7 @@ def output_shape(spatial, kernel, stride, padding, dilation, owner: str = "windo
     if min(out, default=1) < 1:
         span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
         padded = tuple(n + 2 * p for n, p in zip(spatial, padding))
-        raise ValueError(
+        raise ShapeError(
             f"{owner}: the kernel spans {_fmt(span)} samples (kernel {_fmt(kernel)}, dilation "
             f"{_fmt(dilation)}) but the padded input is only {_fmt(padded)} (input "
             f"{_fmt(spatial)}, padding {_fmt(padding)}); use a larger input, more padding or a "

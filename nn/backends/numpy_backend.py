@@ -1,13 +1,27 @@
-"""CPU backend: NumPy arrays (numba kernels for the convolution hot loops)."""
+"""CPU backend: NumPy arrays (numba kernels for the convolution hot loops).
+
+numba is imported the first time a kernel is needed, not with nn; without numba (or with
+``nn.use("numpy", numba=False)``) the NumPy versions of the base class run instead.
+"""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-from . import cpu_kernels
 from .base import Backend
 from .im2col import as_3d, output_shape, shape_3d, unpad
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    """The numba kernels module, or None when numba cannot be imported."""
+    try:
+        from . import cpu_kernels
+    except ImportError:
+        return None
+    return cpu_kernels
 
 
 class NumpyBackend(Backend):
@@ -21,9 +35,15 @@ class NumpyBackend(Backend):
     name = "numpy"
     xp = np
     on_host = True
-    #: run col2im and max-pooling as numba kernels (float32/float64); False: the strided-slice
-    #: NumPy versions of the base class (what float16 always uses)
-    use_numba = True
+
+    def __init__(self, precision="fp32", seed=None, *, workspace_bytes=None, numba=True):
+        super().__init__(precision, seed, workspace_bytes=workspace_bytes)
+        #: run col2im and max-pooling as numba kernels (float32/float64); False: the
+        #: strided-slice NumPy versions of the base class (what float16 always uses)
+        self.numba = bool(numba)
+
+    def options(self):
+        return {**super().options(), "numba": self.numba}
 
     def _device_rng(self, seed):
         return np.random.default_rng(seed)
@@ -48,9 +68,6 @@ class NumpyBackend(Backend):
         with np.errstate(over="ignore"):
             return np.matmul(a32, b32).astype(np.float16)
 
-    def scalar(self, value):
-        return float(value)
-
     def channel_sums(self, a):
         # a matrix-vector product with ones: one BLAS call, several times faster than NumPy's
         # axis sum; float16 rows are widened to float32 first (the emulated accumulation)
@@ -62,11 +79,16 @@ class NumpyBackend(Backend):
         return np.errstate(**kwargs)
 
     # -- numba kernels (see cpu_kernels.py); the base class has the NumPy versions -----------
-    def _numba(self, *arrays) -> bool:
-        return self.use_numba and all(a.dtype in cpu_kernels.DTYPES for a in arrays)
+    def _numba(self, *arrays):
+        """The numba kernels when they apply to ``arrays`` (float32/float64), else None."""
+        kernels = _kernels() if self.numba else None
+        if kernels is not None and all(a.dtype in kernels.DTYPES for a in arrays):
+            return kernels
+        return None
 
     def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
-        if not self._numba(cols):
+        cpu_kernels = self._numba(cols)
+        if cpu_kernels is None:
             return super().col2im(cols, x_shape, kernel, stride, padding, dilation)
         N, C = x_shape[:2]
         out = output_shape(x_shape[2:], kernel, stride, padding, dilation)
@@ -77,7 +99,8 @@ class NumpyBackend(Backend):
         return unpad(np, xt.reshape(C, N, *padded), padding)
 
     def maxpool(self, x, kernel, stride):
-        if not self._numba(x):
+        cpu_kernels = self._numba(x)
+        if cpu_kernels is None:
             return super().maxpool(x, kernel, stride)
         nd = len(kernel)
         out = output_shape(x.shape[2:], kernel, stride, (0,) * nd, (1,) * nd, owner="max-pool")
@@ -90,7 +113,8 @@ class NumpyBackend(Backend):
         return y, argmax
 
     def maxpool_backward(self, dy, argmax, x_shape, kernel, stride):
-        if not self._numba(dy):
+        cpu_kernels = self._numba(dy)
+        if cpu_kernels is None:
             return super().maxpool_backward(dy, argmax, x_shape, kernel, stride)
         planes = shape_3d(x_shape)[2:]
         out = as_3d(dy.shape[2:])
@@ -100,3 +124,47 @@ class NumpyBackend(Backend):
                                      cpu_kernels.window_offsets(as_3d(kernel), planes),
                                      as_3d(stride), dx.reshape(-1, *planes))
         return dx
+
+    def batchnorm_forward(self, x, W, b, eps):
+        kernels = self._numba(x, W, b)
+        if kernels is None or x.dtype != W.dtype:
+            return super().batchnorm_forward(x, W, b, eps)
+        N, C, L = x.shape
+        x = np.ascontiguousarray(x)
+        y, xhat = np.empty_like(x), np.empty_like(x)
+        inv_sigma, mean, var = (np.empty(C, dtype=x.dtype) for _ in range(3))
+        kernels.batchnorm_forward(x, W, b, eps, y, xhat, inv_sigma, mean, var)
+        return y, xhat, inv_sigma.reshape(1, C, 1), mean, var
+
+    def batchnorm_backward(self, dy, xhat, inv_sigma, W):
+        kernels = self._numba(dy, xhat, W)
+        if kernels is None or dy.dtype != W.dtype:
+            return super().batchnorm_backward(dy, xhat, inv_sigma, W)
+        C = dy.shape[1]
+        dx = np.empty_like(dy)
+        dW, db = np.empty(C, dtype=dy.dtype), np.empty(C, dtype=dy.dtype)
+        kernels.batchnorm_backward(np.ascontiguousarray(dy), xhat, inv_sigma.reshape(C), W,
+                                   dx, dW, db)
+        return dx, dW, db
+
+    def groupnorm_forward(self, x, W, b, eps):
+        kernels = self._numba(x, W, b)
+        if kernels is None or x.dtype != W.dtype:
+            return super().groupnorm_forward(x, W, b, eps)
+        N, G = x.shape[:2]
+        x = np.ascontiguousarray(x)
+        y, xhat = np.empty_like(x), np.empty_like(x)
+        inv_sigma = np.empty((N, G), dtype=x.dtype)
+        kernels.groupnorm_forward(x, W, b, eps, y, xhat, inv_sigma)
+        return y, xhat, inv_sigma.reshape(N, G, 1, 1)
+
+    def groupnorm_backward(self, dy, xhat, inv_sigma, W):
+        kernels = self._numba(dy, xhat, W)
+        if kernels is None or dy.dtype != W.dtype:
+            return super().groupnorm_backward(dy, xhat, inv_sigma, W)
+        N, G = dy.shape[:2]
+        dx = np.empty_like(dy)
+        dW, db = np.empty(W.shape, dtype=dy.dtype), np.empty(W.shape, dtype=dy.dtype)
+        kernels.groupnorm_backward(np.ascontiguousarray(dy), xhat, inv_sigma.reshape(N, G),
+                                   np.ascontiguousarray(W), dx, dW, db)
+        return dx, dW, db

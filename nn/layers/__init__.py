@@ -5,6 +5,7 @@ from .conv import Conv1D, Conv2D, Conv3D
 from .conv_transpose import ConvTranspose1D, ConvTranspose2D, ConvTranspose3D
 from .dense import Dense
 from .dropout import Dropout
+from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from .pool import (AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool, GlobalMaxPool, MaxPool1D,
                    MaxPool2D, MaxPool3D)
 from .reshape import Flatten, Unflatten
@@ -14,4 +15,5 @@ __all__ = ["Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "Lea
            "Softmax", "Dropout", "Flatten", "Unflatten", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose1D",
            "ConvTranspose2D", "ConvTranspose3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
            "AvgPool1D", "AvgPool2D", "AvgPool3D", "GlobalAvgPool", "GlobalMaxPool", "Residual",
-           "Concat", "to_dict", "from_dict"]
+           "Concat", "BatchNorm", "GroupNorm", "LayerNorm", "InstanceNorm", "to_dict",
+           "from_dict"]

@@ -1,16 +1,20 @@
 """Element-wise activations and the softmax.
 
 Each keeps what its derivative needs: the output ``y`` when the derivative is a function of
-``y`` (sigmoid, tanh, softmax), the input ``x`` otherwise (ReLU, LeakyReLU).
+``y`` (sigmoid, tanh, softmax), the input ``x`` otherwise (ReLU, LeakyReLU). The formulas
+shared with the losses (sigmoid, softmax) live in :mod:`nn.functional`.
 
-Several formulas are computed in place (``out=``, ``+=``) on one new array rather than as a
-single expression: each intermediate of an expression is a fresh array, and on large batches
-allocating and first touching that memory costs more than the arithmetic itself.
+Speed note: several formulas below are computed in place (``out=``, ``*=``) on one new array
+rather than as one expression. Each intermediate of an expression is a fresh array, and on
+large batches allocating and first touching that memory costs more than the arithmetic. The
+plain formula is always written beside it.
 """
 from __future__ import annotations
 
 from .. import backends
-from .base import Layer
+from .. import functional as F
+from ..errors import ConfigError, StateError
+from .base import Layer, real_number
 
 
 class Identity(Layer):
@@ -34,13 +38,13 @@ class Step(Layer):
 
     def __init__(self, threshold: float = 0.0):
         super().__init__()
-        self.threshold = float(threshold)
+        self.threshold = real_number(threshold, "threshold", "Step")
 
     def forward(self, x, train=False):
         return (x > self.threshold).astype(x.dtype)
 
     def backward(self, dy):
-        raise RuntimeError(
+        raise StateError(
             "Step has no usable gradient (it is zero almost everywhere): train a perceptron with "
             "its learning rule, or use Sigmoid(beta) for a network trained by backpropagation")
 
@@ -56,28 +60,15 @@ class Sigmoid(Layer):
 
     def __init__(self, beta: float = 1.0):
         super().__init__()
-        if not beta > 0:
-            raise ValueError(f"Sigmoid: beta must be > 0, got {beta!r}")
-        self.beta = float(beta)
+        self.beta = real_number(beta, "beta", "Sigmoid", low=0, low_open=True)
 
     def forward(self, x, train=False):
-        B = backends.current()
-        xp = B.xp
-        y = xp.multiply(x, -self.beta)        # -beta x
-        # for x << 0, exp(-beta x) overflows to inf and y = 1 / inf = 0: the right limit
-        with B.errstate(over="ignore"):
-            xp.exp(y, out=y)                   # exp(-beta x)
-        y += 1
-        self.y = xp.reciprocal(y, out=y)       # 1 / (1 + exp(-beta x))
+        self.y = F.sigmoid(x, self.beta)
         return self.y
 
     def backward(self, dy):
         self._check_dy(dy, self.y.shape)
-        dx = 1 - self.y                        # dx = dy * beta * y * (1 - y)
-        dx *= self.y
-        dx *= dy
-        dx *= self.beta
-        return dx
+        return F.sigmoid_grad(self.y, dy, self.beta)       # dy * beta y (1 - y)
 
     def config(self):
         return {"beta": self.beta}
@@ -92,8 +83,9 @@ class Tanh(Layer):
 
     def backward(self, dy):
         self._check_dy(dy, self.y.shape)
-        dx = self.y * self.y                   # dx = dy * (1 - y²)
-        backends.current().xp.subtract(1, dx, out=dx)
+        xp = backends.current().xp
+        dx = self.y * self.y                   # dx = dy * (1 - y²), in place on y²
+        xp.subtract(1, dx, out=dx)
         dx *= dy
         return dx
 
@@ -119,19 +111,18 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha: float = 0.1):
         super().__init__()
-        if not 0 <= alpha < 1:
-            raise ValueError(f"LeakyReLU: alpha must be in [0, 1), got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = real_number(alpha, "alpha", "LeakyReLU", low=0, high=1, high_open=True)
 
     def forward(self, x, train=False):
         xp = backends.current().xp
         self.x = x
         y = xp.multiply(x, x.dtype.type(self.alpha))
-        return xp.maximum(x, y, out=y)
+        return xp.maximum(x, y, out=y)         # max(x, alpha x)
 
     def backward(self, dy):
         self._check_dy(dy, self.x.shape)
-        dx = (self.x > 0).astype(dy.dtype)     # dy/dx = alpha + (1 - alpha) [x > 0]
+        # dx = dy * (alpha + (1 - alpha) [x > 0]), in place on the mask
+        dx = (self.x > 0).astype(dy.dtype)
         dx *= dy.dtype.type(1 - self.alpha)
         dx += dy.dtype.type(self.alpha)
         dx *= dy
@@ -154,23 +145,27 @@ class Softmax(Layer):
 
     def __init__(self, axis: int = 1):
         super().__init__()
-        self.axis = int(axis)
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
+            raise ConfigError(f"Softmax: axis must be an int other than 0 (axis 0 is the batch), "
+                              f"got {axis!r}")
+        self.axis = axis
 
     def forward(self, x, train=False):
         B = backends.current()
-        if x.ndim < 2:
-            raise self._bad_shape("(N, C, ...)", x.shape)
-        z = (x - x.max(axis=self.axis, keepdims=True)).astype(B.acc_dtype, copy=False)
-        e = B.xp.exp(z)
-        self.y = (e / e.sum(axis=self.axis, keepdims=True)).astype(x.dtype, copy=False)
+        if not -x.ndim < self.axis < x.ndim or self.axis % x.ndim == 0:
+            raise self._bad_shape(f"(N, C, ...) with an axis {self.axis} that is not the batch",
+                                  x.shape)
+        # computed in the accumulation dtype: float16 sums of exponentials lose digits
+        y = F.softmax(x.astype(B.acc_dtype, copy=False), self.axis)
+        self.y = y.astype(x.dtype, copy=False)
         return self.y
 
     def backward(self, dy):
         B = backends.current()
         self._check_dy(dy, self.y.shape)
         y = self.y.astype(B.acc_dtype, copy=False)
-        dot = (dy * y).sum(axis=self.axis, keepdims=True, dtype=B.acc_dtype)
-        return (y * (dy - dot)).astype(dy.dtype, copy=False)
+        dx = F.softmax_grad(y, dy.astype(B.acc_dtype, copy=False), self.axis)
+        return dx.astype(dy.dtype, copy=False)
 
     def config(self):
         return {"axis": self.axis}

@@ -5,32 +5,79 @@
   modifies ``dy``;
 * ``output_shape(input_shape)`` gives the shape of ``y`` without the batch axis;
 * ``config()`` returns the constructor arguments, so that a network can be saved as JSON.
+
+State: ``params`` (trained, e.g. ``"W"`` and ``"b"``), ``grads`` (their gradients, filled by
+``backward``), ``buffers`` (state that is not trained, e.g. BatchNorm's running statistics;
+saved with the model, never touched by an optimizer) and ``trainable`` (False freezes the
+layer: no gradient for its parameters, no update, while ``backward`` still passes ``dx``).
+
+What every ``forward`` receives is checked once, here, before the layer sees it (see
+:func:`layer_input`): a list becomes an array, integers become the compute dtype, and
+complex numbers, booleans, strings, objects and empty batches are refused with one message.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
 import numbers
 
 from .. import backends
+from ..checks import as_array
+from ..errors import BackwardBeforeForwardError, ConfigError, DataError, ShapeError
 from ..registry import Registry
 
 LAYERS = Registry("layer")
 
+#: True while :func:`nn.io.load` builds layers whose weights it is about to overwrite
+_DEFERRED_INIT = contextvars.ContextVar("deferred_init", default=False)
+
+
+@contextlib.contextmanager
+def deferred_init():
+    """Build layers without drawing their weights (``params`` stays empty until filled).
+
+    :func:`nn.io.load` builds a saved architecture this way, checks the stored arrays
+    against :meth:`Layer.param_shapes`, and only then fills ``params``: a file cannot make nn
+    draw (and allocate) weights that would be overwritten anyway.
+    """
+    token = _DEFERRED_INIT.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED_INIT.reset(token)
+
+
+def init_deferred() -> bool:
+    return _DEFERRED_INIT.get()
+
 
 class Layer:
-    """Base class of all layers; subclasses are registered by name for :func:`from_dict`."""
+    """Base class of all layers; subclasses are registered by name for :func:`from_dict`.
 
-    #: False when nothing needs ``dL/dx`` (the first layer of a network in training): layers
-    #: whose input gradient is costly (Dense, convolutions) then skip it and return None
-    input_grad = True
+    A base class that is not a layer of its own (``ConvND``, ``PoolND``) is declared with
+    ``class ConvND(Layer, abstract=True)`` and cannot be named in a saved file.
+    """
 
-    def __init_subclass__(cls, **kwargs):
+    #: Dense and the convolutions can skip ``dL/dx``: ``Network.backward`` calls
+    #: ``backward(dy, input_grad=False)`` on a first layer that has this set, when training
+    #: needs only the parameters' gradients (for a first convolution that saves a matrix
+    #: product and a col2im)
+    skips_input_grad = False
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYERS.add(cls)
+        if "forward" in cls.__dict__:
+            cls.forward = _checked_forward(cls.forward)
+        if not abstract:
+            LAYERS.add(cls)
 
     def __init__(self):
         self.params: dict = {}
         self.grads: dict = {}
+        self.buffers: dict = {}
+        self.trainable = True
 
     def forward(self, x, train=False):
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -54,15 +101,43 @@ class Layer:
         """Layers held inside this one (Residual, Concat); they are walked for parameters."""
         return []
 
-    def n_params(self) -> int:
-        own = sum(math.prod(p.shape) for p in self.params.values())
-        return own + sum(layer.n_params() for layer in self.sublayers())
+    def param_shapes(self) -> dict:
+        """``{name: shape}`` of the parameters, known from the configuration alone."""
+        return {}
+
+    def buffer_shapes(self) -> dict:
+        """``{name: shape}`` of the buffers, known from the configuration alone."""
+        return {}
+
+    def n_params(self, trainable: bool | None = None) -> int:
+        """Number of parameters, here and in the sublayers; ``trainable=True``/``False``
+        counts only those of trainable/frozen layers."""
+        shapes = {k: p.shape for k, p in self.params.items()} or self.param_shapes()
+        own = sum(math.prod(s) for s in shapes.values()) \
+            if trainable is None or trainable == self.trainable else 0
+        return own + sum(layer.n_params(trainable) for layer in self.sublayers())
+
+    # -- precision: what the matrix products consume, and what the optimizer updates --------------
+    def weight(self, name: str):
+        """Parameter ``name`` as the computation uses it: under ``"mixed"`` the float16 copy
+        (the float32 master weight stays in ``params``); the parameter itself otherwise."""
+        return backends.current().cast(self.params[name])
+
+    def set_grad(self, name: str, g) -> None:
+        """Store ``dL/d params[name]`` in the parameter dtype (float32 under ``"mixed"``)."""
+        self.grads[name] = g.astype(backends.current().param_dtype, copy=False)
 
     def to_backend(self):
-        """Move the parameters to the current backend, in its parameter dtype; returns self."""
+        """Move parameters and buffers to the current backend; returns self.
+
+        Parameters go to the parameter dtype; float buffers too; others keep their dtype.
+        """
         B = backends.current()
-        for name, p in self.params.items():
-            self.params[name] = B.xp.asarray(p if _on(B, p) else _host(p), dtype=B.param_dtype)
+        for store in (self.params, self.buffers):
+            for name, a in store.items():
+                host = a if isinstance(a, B.xp.ndarray) else backends.to_host(a)
+                dtype = B.param_dtype if store is self.params or host.dtype.kind == "f" else None
+                store[name] = B.xp.asarray(host, dtype=dtype)
         self.grads = {}
         for layer in self.sublayers():
             layer.to_backend()
@@ -70,8 +145,9 @@ class Layer:
 
     def __getattr__(self, name):
         # only reached when normal lookup fails, e.g. backward() reading what forward() keeps
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; if backward() "
-                             "asked for it, call forward() first: backward uses what it keeps")
+        raise BackwardBeforeForwardError(
+            f"{type(self).__name__} has no attribute {name!r}; if backward() asked for it, "
+            "call forward() first: backward uses what forward keeps")
 
     def __call__(self, x, train=False):
         return self.forward(x, train)
@@ -81,31 +157,59 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
     # -- helpers for subclasses ----------------------------------------------------------------
-    def _bad_shape(self, expected: str, got) -> ValueError:
+    def _bad_shape(self, expected: str, got) -> ShapeError:
         got = "(" + ", ".join(str(d) for d in got) + (",)" if len(got) == 1 else ")")
-        return ValueError(f"{self!r}: expected input of shape {expected}, got {got}")
+        return ShapeError(f"{self!r}: expected input of shape {expected}, got {got}")
 
     def _check_dy(self, dy, y_shape):
         if tuple(dy.shape) != tuple(y_shape):
-            raise ValueError(f"{self!r}: backward expected dy of shape {tuple(y_shape)} (the "
+            raise ShapeError(f"{self!r}: backward expected dy of shape {tuple(y_shape)} (the "
                              f"shape of the last forward output), got {tuple(dy.shape)}")
 
 
-def _host(a):
-    """A NumPy copy of an array from any backend."""
-    return a.get() if hasattr(a, "get") else a
+def layer_input(layer, x):
+    """What a layer's ``forward`` receives: an array of the current backend with a non-empty
+    batch axis, floating (integers become the compute dtype), or a :class:`DataError`."""
+    B = backends.current()
+    if type(x) is B.xp.ndarray and x.dtype.kind == "f" and x.ndim and x.shape[0]:
+        return x                      # the common case: nothing to do
+    x = as_array(x, "the input", repr(layer))
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise DataError(f"{layer!r}: got {'a scalar' if x.ndim == 0 else 'an empty batch'} "
+                        f"(input shape {tuple(x.shape)}); a layer needs a batch of at least one "
+                        "example, batch axis first")
+    return B.asarray(x) if x.dtype.kind == "f" else B.asarray(x, dtype=B.dtype)
 
 
-def _on(B, a) -> bool:
-    """True when ``a`` already lives on backend ``B``'s device."""
-    return isinstance(a, B.xp.ndarray)
+def _checked_forward(forward):
+    @functools.wraps(forward)
+    def checked(self, x, *args, **kwargs):
+        return forward(self, layer_input(self, x), *args, **kwargs)
+    checked.unchecked = forward
+    return checked
 
 
 def positive_int(value, name: str, owner: str) -> int:
     """``value`` as an int >= 1 (NumPy integers accepted, bools refused), or a clear error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+        raise ConfigError(f"{owner}: {name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def real_number(value, name: str, owner: str, low=None, high=None, low_open=False,
+                high_open=False) -> float:
+    """``value`` as a finite float in the given range (bounds included unless ``*_open``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+        where = f" in {lo or '(-inf'}, {hi or 'inf)'}" if (lo or hi) else ""
+        raise ConfigError(f"{owner}: {name} must be a finite number{where}, got {value!r}")
+    return float(value)
 
 
 def forward_through(layers, x, train: bool, where: str):
@@ -113,8 +217,8 @@ def forward_through(layers, x, train: bool, where: str):
     for i, layer in enumerate(layers):
         try:
             x = layer.forward(x, train)
-        except ValueError as exc:
-            raise ValueError(f"layer {i} of {where}: {exc}") from exc
+        except (ShapeError, DataError) as exc:
+            raise type(exc)(f"layer {i} of {where}: {exc}") from exc
     return x
 
 
@@ -130,4 +234,3 @@ def named_layers(layer: Layer, prefix: str = ""):
 
 #: ``to_dict(layer)`` -> ``{"type", "config"}`` (no weights); ``from_dict`` builds a new layer
 to_dict, from_dict = LAYERS.to_dict, LAYERS.from_dict
-

@@ -11,6 +11,7 @@ import numbers
 
 from .. import backends
 from ..backends.im2col import batch_chunks, output_shape
+from ..errors import ConfigError
 from . import init as initializers
 from .base import Layer, positive_int
 
@@ -26,7 +27,7 @@ def ntuple(value, n: int, name: str, owner: str, minimum: int = 1) -> tuple:
             values = (value,)
     if (len(values) != n or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
                                 or v < minimum for v in values)):
-        raise ValueError(f"{owner}: {name} must be an int >= {minimum} or {n} such ints, "
+        raise ConfigError(f"{owner}: {name} must be an int >= {minimum} or {n} such ints, "
                          f"got {value!r}")
     return tuple(int(v) for v in values)
 
@@ -39,14 +40,15 @@ def spatial_shape(layer: Layer, x_shape, channels: int | None, ndim: int) -> tup
     return tuple(x_shape[2:])
 
 
-class WeightedWindow(Layer):
+class WeightedWindow(Layer, abstract=True):
     """What convolutions and transposed convolutions share: channels, geometry, ``W``, ``b``."""
 
     ndim = 0             # number of spatial axes, fixed by the subclasses
     transposed = False
+    skips_input_grad = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True, init="auto"):
+                 dilation=1, bias=True, init="xavier"):
         super().__init__()
         name = type(self).__name__
         self.in_channels = positive_int(in_channels, "in_channels", name)
@@ -55,35 +57,38 @@ class WeightedWindow(Layer):
         self.stride = ntuple(stride, self.ndim, "stride", name)
         self.padding = ntuple(padding, self.ndim, "padding", name, minimum=0)
         self.dilation = ntuple(dilation, self.ndim, "dilation", name)
-        if init not in initializers.SCHEMES:
-            raise ValueError(f"{name}: unknown init {init!r}: choose one of {initializers.SCHEMES}")
-        self.bias, self.init = bool(bias), init
+        self.bias = bool(bias)
+        self.init = initializers.check_scheme(init, name)
         self.reset_parameters()
+
+    def param_shapes(self):
+        first, second = ((self.in_channels, self.out_channels) if self.transposed
+                         else (self.out_channels, self.in_channels))
+        shapes = {"W": (first, second, *self.kernel_size)}
+        if self.bias:
+            shapes["b"] = (self.out_channels,)
+        return shapes
 
     def reset_parameters(self, scheme: str | None = None, alpha: float = 0.0):
         """Draw fresh weights (``scheme`` overrides ``self.init`` once) and zero the bias."""
-        B = backends.current()
         K = math.prod(self.kernel_size)
-        first, second = ((self.in_channels, self.out_channels) if self.transposed
-                         else (self.out_channels, self.in_channels))
-        W = initializers.draw(scheme or self.init, (first, second, *self.kernel_size),
-                              self.in_channels * K, self.out_channels * K, B.host_rng, alpha)
-        self.params = {"W": B.param(W)}
-        if self.bias:
-            self.params["b"] = B.xp.zeros(self.out_channels, dtype=B.param_dtype)
+        self.params = initializers.weight_and_bias(
+            scheme or self.init, self.param_shapes()["W"], self.in_channels * K,
+            self.out_channels * K, self.out_channels if self.bias else None, alpha)
         self.grads = {}
 
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding, self.dilation
 
-    def _add_bias(self, B, y):
-        """``y (N, O, *S) += b`` broadcast over the batch and the spatial axes, in place."""
-        if self.bias:
-            y += B.cast(self.params["b"]).reshape((-1,) + (1,) * self.ndim)
+    def _chunks(self, x, columns_per_example: int):
+        """Slices of the batch whose im2col columns fit in the backend's workspace."""
+        B = backends.current()
+        bytes_per_example = columns_per_example * x.dtype.itemsize
+        return batch_chunks(x.shape[0], bytes_per_example, B.workspace_bytes)
 
-    def _bias_grad(self, B, dy):
+    def _bias_grad(self, dy):
         """``db = dy`` summed over the batch and every spatial position, ``(O,)``."""
-        return B.channel_sums(dy).astype(B.param_dtype, copy=False)
+        return backends.current().channel_sums(dy)
 
     def config(self):
         config = {"in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -107,7 +112,28 @@ def _fmt(values) -> str:
     return "x".join(str(v) for v in values) if len(set(values)) > 1 else str(values[0])
 
 
-class ConvND(WeightedWindow):
+def to_batch_first(Y, b, out):
+    """``out (n, O, *S) = Y (O, n*L)`` laid out batch first, plus the bias ``b (O,)``.
+
+    The matrix product gives one row per output channel; the network wants one block per
+    example. The transposition and the bias are one pass, written straight into ``out``.
+    """
+    xp = backends.current().xp
+    O = Y.shape[0]
+    Y = Y.reshape(O, out.shape[0], *out.shape[2:])
+    if b is None:
+        out.swapaxes(0, 1)[...] = Y
+    else:
+        xp.add(Y, b.reshape((O,) + (1,) * (Y.ndim - 1)), out=out.swapaxes(0, 1))
+
+
+def channels_first(a):
+    """``a (n, C, *S)`` as the matrix ``(C, n*L)``: one row per channel (a copy)."""
+    xp = backends.current().xp
+    return xp.ascontiguousarray(a.swapaxes(0, 1)).reshape(a.shape[1], -1)
+
+
+class ConvND(WeightedWindow, abstract=True):
     """Convolution (cross-correlation, as in PyTorch) over ``ndim`` spatial axes.
 
     Shapes: ``x (N, C, *S)``, ``W (O, C, *K)``, ``b (O,)``, ``y (N, O, *S_out)`` with
@@ -125,55 +151,74 @@ class ConvND(WeightedWindow):
     The input gradient is the transposed convolution of ``dy``: :mod:`.conv_transpose` is
     this same code with forward and backward exchanged.
 
-    Large batches are processed in chunks of examples whose columns fit in
-    ``nn.backends.current().workspace_bytes``; the columns are then recomputed in backward
-    rather than kept, so memory stays near the size of the activations.
+    Memory: ``X`` is ``C*K`` times larger than ``x``. A batch whose columns do not fit in
+    ``nn.backends.current().workspace_bytes`` is processed in chunks of examples
+    (:meth:`_columns`); the columns are then recomputed in backward rather than kept, so
+    memory stays near the size of the activations.
     """
 
     def forward(self, x, train=False):
         B = backends.current()
-        xp = B.xp
         spatial = spatial_shape(self, x.shape, self.in_channels, self.ndim)
         out = output_shape(spatial, *self._geometry(), owner=repr(self))
-        self.x = x = B.asarray(x)
-        N, O = x.shape[0], self.out_channels
-        self.W2 = B.cast(self.params["W"]).reshape(O, -1)   # (O, C*K), float16 under "mixed"
-        bytes_per_example = self.W2.shape[1] * math.prod(out) * x.dtype.itemsize
-        self.chunks = batch_chunks(N, bytes_per_example, B.workspace_bytes)
-        y = xp.empty((N, O, *out), dtype=B.dtype)
-        b = B.cast(self.params["b"]).reshape((O,) + (1,) * (1 + self.ndim)) if self.bias else 0
-        for chunk in self.chunks:
-            cols = B.im2col(x[chunk], *self._geometry())
-            yc = B.matmul(self.W2, cols)                         # (O, n*L)
-            # (O, n, *out) -> (n, O, *out) plus the bias, in one pass straight into y
-            xp.add(yc.reshape(O, -1, *out), b, out=y[chunk].swapaxes(0, 1))
-        # one chunk: keep its columns for backward; several: recompute them there
-        self.cols = cols if len(self.chunks) == 1 else None
+        self.x = x = B.cast(x)
+        self.W2 = self.weight("W").reshape(self.out_channels, -1)   # (O, C*K)
+        b = self.weight("b") if self.bias else None
+        y = B.xp.empty((x.shape[0], self.out_channels, *out), dtype=B.dtype)
+        for chunk, X in self._columns(x, out):                        # X: (C*K, n*L)
+            to_batch_first(B.matmul(self.W2, X), b, out=y[chunk])     # y = W @ X + b
         self.y_shape = y.shape
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad: bool = True):
         B = backends.current()
-        xp = B.xp
         self._check_dy(dy, self.y_shape)
-        O = self.out_channels
+        xp = B.xp
         dW = xp.zeros(self.W2.shape, dtype=B.param_dtype)
-        dx = xp.empty(self.x.shape, dtype=B.dtype) if self.input_grad else None
-        for chunk in self.chunks:
-            x = self.x[chunk]
-            cols = self.cols if self.cols is not None else B.im2col(x, *self._geometry())
-            dyc = xp.ascontiguousarray(dy[chunk].swapaxes(0, 1)).reshape(O, -1)   # (O, n*L)
-            dW += B.matmul(dyc, cols.T)
-            if self.input_grad:
-                dx[chunk] = B.col2im(B.matmul(self.W2.T, dyc), x.shape, *self._geometry())
-        self.grads["W"] = dW.reshape(self.params["W"].shape)
-        if self.bias:
-            self.grads["b"] = self._bias_grad(B, dy)
+        dx = xp.empty(self.x.shape, dtype=B.dtype) if input_grad else None
+        for chunk, X in self._saved_columns():
+            dY = channels_first(dy[chunk])                                     # (O, n*L)
+            if self.trainable:
+                dW += B.matmul(dY, X.T)                                         # dW = dY @ X.T
+            if input_grad:
+                dx[chunk] = B.col2im(B.matmul(self.W2.T, dY), chunk_shape(self.x, chunk),
+                                     *self._geometry())                          # col2im(W.T @ dY)
+        if self.trainable:
+            self.set_grad("W", dW.reshape(self.params["W"].shape))
+            if self.bias:
+                self.set_grad("b", self._bias_grad(dy))
         return dx
+
+    def _columns(self, x, out):
+        """``(chunk, im2col(x[chunk]))`` over chunks of the batch (usually one chunk).
+
+        With one chunk its columns are kept for backward; with several, backward recomputes
+        them (:meth:`_saved_columns`).
+        """
+        B = backends.current()
+        self.chunks = self._chunks(x, self.W2.shape[1] * math.prod(out))
+        self.cols = None
+        for chunk in self.chunks:
+            X = B.im2col(x[chunk], *self._geometry())
+            if len(self.chunks) == 1:
+                self.cols = X
+            yield chunk, X
+
+    def _saved_columns(self):
+        """The columns of :meth:`_columns` again, kept or recomputed."""
+        B = backends.current()
+        for chunk in self.chunks:
+            yield chunk, (self.cols if self.cols is not None
+                          else B.im2col(self.x[chunk], *self._geometry()))
 
     def output_shape(self, input_shape):
         spatial = spatial_shape(self, ("N", *input_shape), self.in_channels, self.ndim)
         return (self.out_channels, *output_shape(spatial, *self._geometry(), owner=repr(self)))
+
+
+def chunk_shape(x, chunk):
+    """The shape of ``x[chunk]`` (without slicing ``x``)."""
+    return (chunk.stop - chunk.start, *x.shape[1:])
 
 
 class Conv1D(ConvND):

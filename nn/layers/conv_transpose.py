@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 
 from .. import backends
-from ..backends.im2col import batch_chunks, transposed_size
-from .conv import WeightedWindow, ntuple, spatial_shape
+from ..backends.im2col import transposed_size
+from ..errors import ConfigError, ShapeError
+from .conv import WeightedWindow, channels_first, ntuple, spatial_shape
 
 
-class ConvTransposeND(WeightedWindow):
+class ConvTransposeND(WeightedWindow, abstract=True):
     """Transposed convolution over ``ndim`` spatial axes, with PyTorch's semantics.
 
     Shapes: ``x (N, C, *S)``, ``W (C, O, *K)`` (PyTorch's layout: input channels first),
@@ -43,59 +44,59 @@ class ConvTransposeND(WeightedWindow):
     transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, bias=True, dilation=1, init="auto"):
+                 output_padding=0, bias=True, dilation=1, init="xavier"):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          bias, init)
         name = type(self).__name__
         self.output_padding = ntuple(output_padding, self.ndim, "output_padding", name, minimum=0)
         if any(op >= s for op, s in zip(self.output_padding, self.stride)):
-            raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller than "
-                             f"the stride {self.stride} on every axis")
+            raise ConfigError(f"{name}: output_padding {self.output_padding} must be smaller "
+                              f"than the stride {self.stride} on every axis")
 
     def _out_spatial(self, spatial) -> tuple:
         out = tuple(transposed_size(n, k, s, p, d, op) for n, k, s, p, d, op in
                     zip(spatial, *self._geometry(), self.output_padding))
         if min(out) < 1:
-            raise ValueError(f"{self!r}: an input of spatial shape {tuple(spatial)} gives an "
+            raise ShapeError(f"{self!r}: an input of spatial shape {tuple(spatial)} gives an "
                              f"empty output {out}; reduce the padding")
         return out
 
     def forward(self, x, train=False):
         B = backends.current()
-        xp = B.xp
         spatial = spatial_shape(self, x.shape, self.in_channels, self.ndim)
         out = self._out_spatial(spatial)
-        self.x = x = B.asarray(x)
-        N, C, O = x.shape[0], self.in_channels, self.out_channels
-        self.W2 = B.cast(self.params["W"]).reshape(C, -1)    # (C, O*K)
-        bytes_per_example = self.W2.shape[1] * math.prod(spatial) * x.dtype.itemsize
-        self.chunks = batch_chunks(N, bytes_per_example, B.workspace_bytes)
-        y = xp.empty((N, O, *out), dtype=B.dtype)
+        self.x = x = B.cast(x)
+        N, O = x.shape[0], self.out_channels
+        self.W2 = self.weight("W").reshape(self.in_channels, -1)     # (C, O*K)
+        self.chunks = self._chunks(x, self.W2.shape[1] * math.prod(spatial))
+        y = B.xp.empty((N, O, *out), dtype=B.dtype)
         for chunk in self.chunks:
-            X = xp.ascontiguousarray(x[chunk].swapaxes(0, 1)).reshape(C, -1)   # (C, n*L)
-            cols = B.matmul(self.W2.T, X)                                      # (O*K, n*L)
-            y[chunk] = B.col2im(cols, (chunk.stop - chunk.start, O, *out), *self._geometry())
-        self._add_bias(B, y)
+            X = channels_first(x[chunk])                               # (C, n*L)
+            y[chunk] = B.col2im(B.matmul(self.W2.T, X), (chunk.stop - chunk.start, O, *out),
+                                *self._geometry())                     # col2im(W.T @ X)
+        if self.bias:
+            y += self.weight("b").reshape((-1,) + (1,) * self.ndim)
         self.y_shape = y.shape
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad: bool = True):
         B = backends.current()
         xp = B.xp
         self._check_dy(dy, self.y_shape)
         C = self.in_channels
         dW = xp.zeros(self.W2.shape, dtype=B.param_dtype)
-        dx = xp.empty(self.x.shape, dtype=B.dtype) if self.input_grad else None
+        dx = xp.empty(self.x.shape, dtype=B.dtype) if input_grad else None
         for chunk in self.chunks:
-            X = xp.ascontiguousarray(self.x[chunk].swapaxes(0, 1)).reshape(C, -1)
-            dcols = B.im2col(dy[chunk], *self._geometry())                      # (O*K, n*L)
-            dW += B.matmul(X, dcols.T)
-            if self.input_grad:
-                dxc = B.matmul(self.W2, dcols)                                  # (C, n*L)
-                dx[chunk].swapaxes(0, 1)[...] = dxc.reshape(C, -1, *self.x.shape[2:])
-        self.grads["W"] = dW.reshape(self.params["W"].shape)
-        if self.bias:
-            self.grads["b"] = self._bias_grad(B, dy)
+            dY = B.im2col(dy[chunk], *self._geometry())                # (O*K, n*L)
+            if self.trainable:
+                dW += B.matmul(channels_first(self.x[chunk]), dY.T)    # dW = X @ dY.T
+            if input_grad:                                             # dx = W @ dY
+                dx[chunk].swapaxes(0, 1)[...] = B.matmul(self.W2, dY).reshape(
+                    C, -1, *self.x.shape[2:])
+        if self.trainable:
+            self.set_grad("W", dW.reshape(self.params["W"].shape))
+            if self.bias:
+                self.set_grad("b", self._bias_grad(dy))
         return dx
 
     def output_shape(self, input_shape):

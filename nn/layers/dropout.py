@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import backends
-from .base import Layer
+from .base import Layer, real_number
 
 
 class Dropout(Layer):
@@ -15,12 +15,13 @@ class Dropout(Layer):
 
     def __init__(self, rate: float):
         super().__init__()
-        if not 0 <= rate < 1:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
-        self.rate = float(rate)
+        self.rate = real_number(rate, "rate", "Dropout", low=0, high=1, high_open=True)
+
+    #: True while ``Network.predict_mc`` runs: dropout stays on at inference (Monte Carlo)
+    always_on = False
 
     def forward(self, x, train=False):
-        if not train or self.rate == 0:
+        if not (train or self.always_on) or self.rate == 0:
             self.mask = None
             self.shape = x.shape
             return x

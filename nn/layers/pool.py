@@ -15,7 +15,7 @@ from .base import Layer
 from .conv import ntuple, spatial_shape
 
 
-class PoolND(Layer):
+class PoolND(Layer, abstract=True):
     """What max and average pooling share: the window geometry and its checks.
 
     Parameters
@@ -54,7 +54,7 @@ class PoolND(Layer):
         return f"{type(self).__name__}({fmt}, stride={'x'.join(map(str, self.stride))})"
 
 
-class MaxPoolND(PoolND):
+class MaxPoolND(PoolND, abstract=True):
     """Maximum over each window: ``y[n, c, i] = max over the window of x``.
 
     Backward routes ``dy`` to the element that was the maximum (``dx`` is zero elsewhere;
@@ -76,7 +76,7 @@ class MaxPoolND(PoolND):
         return B.maxpool_backward(dy, self.argmax, self.x_shape, self.kernel_size, self.stride)
 
 
-class AvgPoolND(PoolND):
+class AvgPoolND(PoolND, abstract=True):
     """Mean over each window: ``y = (1/K) sum over the window of x``; ``dx = dy / K`` spread back."""
 
     def forward(self, x, train=False):
@@ -130,7 +130,7 @@ class AvgPool3D(AvgPoolND):
     ndim = 3
 
 
-class GlobalPool(Layer):
+class GlobalPool(Layer, abstract=True):
     """Reduce every spatial axis: ``(N, C, *S) -> (N, C)``, e.g. before a classifier head."""
 
     def _rows(self, x):

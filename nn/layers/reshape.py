@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import ConfigError
 from .base import Layer
 
 
@@ -41,7 +42,7 @@ class Unflatten(Layer):
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
                                 for d in shape):
-            raise ValueError(f"Unflatten: shape must be a tuple of positive ints, got {shape!r}")
+            raise ConfigError(f"Unflatten: shape must be a tuple of positive ints, got {shape!r}")
         self.shape = shape
 
     def forward(self, x, train=False):

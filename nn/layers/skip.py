@@ -11,10 +11,11 @@ channel axis (U-Net, DenseNet). Both hold a list of layers and can be nested::
 from __future__ import annotations
 
 from .. import backends
+from ..errors import ConfigError, ModelFileError, ShapeError
 from .base import Layer, forward_through, from_dict, to_dict
 
 
-class Block(Layer):
+class Block(Layer, abstract=True):
     """A sequence of layers inside another layer; forward and backward run through it."""
 
     def __init__(self, layers):
@@ -22,15 +23,21 @@ class Block(Layer):
         layers = [layers] if isinstance(layers, Layer) else list(layers)
         name = type(self).__name__
         if not layers:
-            raise ValueError(f"{name}: give at least one layer")
+            raise ConfigError(f"{name}: give at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise TypeError(f"{name}: item {i} is a {type(layer).__name__}, not an nn layer")
+                raise ConfigError(f"{name}: item {i} is a {type(layer).__name__}, not an nn "
+                                  "layer (did you pass the class instead of an instance, e.g. "
+                                  "ReLU instead of ReLU()?)")
         self.layers = layers
 
     @classmethod
     def from_config(cls, config):
-        return cls([from_dict(spec) for spec in config["layers"]])
+        layers = config.get("layers")
+        if not isinstance(layers, list) or set(config) != {"layers"}:
+            raise ModelFileError(f"{cls.__name__}: the config must be {{'layers': [...]}}, got "
+                                 f"keys {sorted(config)}")
+        return cls([from_dict(spec) for spec in layers])
 
     def _block_forward(self, x, train):
         return forward_through(self.layers, x, train, f"the {type(self).__name__} block")
@@ -49,6 +56,17 @@ class Block(Layer):
     def sublayers(self):
         return list(self.layers)
 
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """Freezing (or unfreezing) a block does the same to every layer inside it."""
+        self._trainable = bool(value)
+        for layer in self.__dict__.get("layers", []):
+            layer.trainable = value
+
     def config(self):
         return {"layers": [to_dict(layer) for layer in self.layers]}
 
@@ -66,7 +84,7 @@ class Residual(Block):
     def forward(self, x, train=False):
         h = self._block_forward(x, train)
         if h.shape != x.shape:
-            raise ValueError(f"{self!r}: the block maps {tuple(x.shape)} to {tuple(h.shape)}, "
+            raise ShapeError(f"{self!r}: the block maps {tuple(x.shape)} to {tuple(h.shape)}, "
                              "but y = x + block(x) needs the same shape; pad the convolutions "
                              "or use Concat")
         self.shape = x.shape
@@ -79,7 +97,7 @@ class Residual(Block):
     def output_shape(self, input_shape):
         shape = self._block_shape(input_shape)
         if shape != tuple(input_shape):
-            raise ValueError(f"{self!r}: the block maps {tuple(input_shape)} to {shape}, but "
+            raise ShapeError(f"{self!r}: the block maps {tuple(input_shape)} to {shape}, but "
                              "y = x + block(x) needs the same shape")
         return shape
 
@@ -95,7 +113,7 @@ class Concat(Block):
         xp = backends.current().xp
         h = self._block_forward(x, train)
         if h.ndim != x.ndim or h.shape[0] != x.shape[0] or h.shape[2:] != x.shape[2:]:
-            raise ValueError(f"{self!r}: the block maps {tuple(x.shape)} to {tuple(h.shape)}; "
+            raise ShapeError(f"{self!r}: the block maps {tuple(x.shape)} to {tuple(h.shape)}; "
                              "concatenating along the channels needs the same batch and spatial "
                              "shape (check the padding and output_padding)")
         self.channels = x.shape[1]
@@ -110,6 +128,6 @@ class Concat(Block):
     def output_shape(self, input_shape):
         shape = self._block_shape(input_shape)
         if shape[1:] != tuple(input_shape[1:]):
-            raise ValueError(f"{self!r}: the block maps {tuple(input_shape)} to {shape}; "
+            raise ShapeError(f"{self!r}: the block maps {tuple(input_shape)} to {shape}; "
                              "concatenating along the channels needs the same spatial shape")
         return (input_shape[0] + shape[0], *shape[1:])
