@@ -7,8 +7,8 @@
 Sub-modules: ``backends`` (NumPy/CuPy, precision policy), ``layers``, ``losses``, ``optim``,
 ``metrics``, ``gradcheck``, ``data``, ``detection`` (boxes, NMS, AP, YOLO). Importing ``nn`` loads neither CuPy nor matplotlib.
 """
-from . import (backends, data, detection, errors, functional, gradcheck, io, layers, losses,
-               metrics, optim, training)
+from . import (backends, data, detection, diffusion, errors, functional, gradcheck, io, layers,
+               losses, metrics, optim, training)
 from .backends import current, use
 from .errors import (ConfigError, DataError, ModelFileError, NNError, ShapeError,
                      StateError)
@@ -19,5 +19,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Network", "NonFiniteLossError", "NNError", "ConfigError", "ShapeError", "DataError",
            "StateError", "ModelFileError", "backends", "data", "layers", "losses", "optim",
-           "errors", "functional", "io", "training", "StopTraining", "TrainingWarning",
+           "errors", "functional", "io", "training", "diffusion", "StopTraining", "TrainingWarning",
            "metrics", "gradcheck", "detection", "use", "current", "__version__"]

@@ -256,4 +256,52 @@ class BinaryCrossEntropy(Loss):
         return {"from_logits": self.from_logits, "eps": self.eps}
 
 
-__all__ = ["Loss", "MSE", "SoftmaxCrossEntropy", "BinaryCrossEntropy"]
+class GaussianKL(Loss):
+    """Kullback-Leibler divergence of ``N(mu, sigma²)`` from ``N(0, 1)``: a VAE's prior term.
+
+    ``pred`` is the encoder's output ``(N, 2D)`` = ``[mu, log sigma²]`` (what
+    :class:`nn.layers.Reparameterize` takes); there is no target. Per example::
+
+        KL = 1/2 sum_d (mu_d² + sigma_d² - log sigma_d² - 1)
+
+    (zero exactly when ``mu = 0`` and ``sigma = 1``), times ``weight`` (the beta of a beta-VAE),
+    batch mean. Gradient::
+
+        dKL/dmu = weight mu / N          dKL/d(log sigma²) = weight (sigma² - 1) / (2N)
+    """
+
+    def __init__(self, weight: float = 1.0):
+        if not (isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight >= 0):
+            raise ConfigError(f"GaussianKL: weight must be a number >= 0, got {weight!r}")
+        self.weight = float(weight)
+
+    def forward(self, pred, target=None) -> float:
+        return float(self.forward_device(pred, target))
+
+    def forward_device(self, pred, target=None):
+        B = backends.current()
+        if pred.ndim != 2 or pred.shape[1] % 2:
+            raise ShapeError(f"GaussianKL: expected the encoder's output (N, 2D) = [mu, log "
+                             f"sigma²], got shape {tuple(pred.shape)}")
+        z = pred.astype(B.acc_dtype, copy=False)
+        D = z.shape[1] // 2
+        self.mu, self.log_var = z[:, :D], z[:, D:]
+        self.var = B.xp.exp(self.log_var)
+        self.n = z.shape[0]
+        kl = 0.5 * (self.mu * self.mu + self.var - self.log_var - 1).sum()
+        return self.weight * kl / self.n
+
+    def backward(self):
+        B = backends.current()
+        grad = B.xp.empty((self.n, 2 * self.mu.shape[1]), dtype=self.mu.dtype)
+        D = self.mu.shape[1]
+        grad[:, :D] = self.mu
+        grad[:, D:] = 0.5 * (self.var - 1)
+        grad *= self.weight / self.n
+        return grad
+
+    def config(self):
+        return {"weight": self.weight}
+
+
+__all__ = ["Loss", "MSE", "SoftmaxCrossEntropy", "BinaryCrossEntropy", "GaussianKL"]

@@ -10,7 +10,7 @@ import numpy as np
 from . import backends, io, training
 from . import losses as _losses
 from .checks import as_array, check_batch, check_finite
-from .errors import ConfigError
+from .errors import ConfigError, StateError
 from .layers.base import Layer, forward_through, named_layers
 from .metrics import confusion_matrix
 from .training import NonFiniteLossError
@@ -50,6 +50,8 @@ class Network:
         self.loss = loss
         #: the dynamic loss scale of "mixed" training, kept from one fit to the next
         self.loss_scaler = None
+        #: the moving average of the weights, when ``fit(..., ema=decay)`` keeps one
+        self.ema = None
         self._backend_key = (backends.current().name, backends.current().precision)
 
     # -- structure --------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class Network:
     # -- training (nn.training) and files (nn.io) ------------------------------------------------
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, valid=None,
             seed: int | None = None, augment=None, shuffle: bool = True, progress: bool = True,
-            callback=None) -> dict:
+            callback=None, ema: float | None = None) -> dict:
         """Train with mini-batch gradient descent; returns the history of each epoch.
 
         Parameters
@@ -136,6 +138,9 @@ class Network:
         callback : callable, optional
             ``callback(epoch, history)`` after every epoch (e.g. print a confusion matrix);
             it may raise :class:`nn.training.StopTraining` to end training there.
+        ema : float, optional
+            Keep an exponential moving average of the weights with this decay (e.g. 0.999) in
+            ``net.ema`` (:class:`nn.training.EMA`); use it with :meth:`ema_weights`.
 
         Returns
         -------
@@ -153,7 +158,15 @@ class Network:
         :mod:`nn.training`.
         """
         return training.fit(self, x, y, epochs, batch_size, optimizer, valid, seed, augment,
-                            shuffle, progress, callback)
+                            shuffle, progress, callback, ema)
+
+    def ema_weights(self):
+        """``with net.ema_weights(): net.predict(x)``: the averaged weights of
+        ``fit(..., ema=...)`` in place for the block, the trained ones back after it."""
+        if self.ema is None:
+            raise StateError("this network keeps no moving average of its weights: train it "
+                             "with fit(..., ema=0.999) first")
+        return self.ema.swapped()
 
     def save(self, path):
         """Write architecture (JSON) and weights to one ``.npz`` file, atomically (:mod:`nn.io`)."""

@@ -203,6 +203,56 @@ class LossScaler:
         return f"LossScaler(scale={self.scale:g}, skipped={self.skipped})"
 
 
+# -- weight averaging ----------------------------------------------------------------------------
+class EMA:
+    """Exponential moving average of a network's weights (Polyak averaging).
+
+    After every training step::
+
+        W_avg = d W_avg + (1 - d) W,        d = min(decay, (1 + n) / (10 + n))
+
+    with ``n`` the number of updates so far (a warm-up, so that a short run is not dominated by
+    the initial weights). The averaged weights are smoother than the last ones: generative
+    models (the diffusion practical) sample from them. ``fit(..., ema=0.999)`` keeps one in
+    ``net.ema``; ``with net.ema_weights(): ...`` runs a block with the averages in place.
+    """
+
+    def __init__(self, net, decay: float = 0.999):
+        if not (isinstance(decay, numbers.Real) and not isinstance(decay, bool) and 0 < decay < 1):
+            raise ConfigError(f"EMA: decay must be a number in (0, 1), e.g. 0.999, got {decay!r}")
+        self.decay = float(decay)
+        self.net = net
+        self.updates = 0
+        self.average = {key: layer.params[name].copy()
+                        for key, layer, name in net.named_parameters()}
+
+    def update(self) -> None:
+        """One step of the average, on the device (no read back)."""
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for key, layer, name in self.net.named_parameters():
+            avg = self.average[key]
+            if avg.shape != layer.params[name].shape or not isinstance(
+                    avg, type(layer.params[name])):       # moved to another backend since
+                avg = self.average[key] = layer.params[name].copy()
+            avg *= d
+            avg += (1 - d) * layer.params[name].astype(avg.dtype, copy=False)
+        self.updates += 1
+
+    @contextlib.contextmanager
+    def swapped(self):
+        """The averaged weights in the network for the duration of the block, then the
+        trained ones back (exactly)."""
+        trained = {}
+        for key, layer, name in self.net.named_parameters():
+            trained[key] = layer.params[name]
+            layer.params[name] = self.average[key].astype(trained[key].dtype)
+        try:
+            yield self.net
+        finally:
+            for key, layer, name in self.net.named_parameters():
+                layer.params[name] = trained[key]
+
+
 # -- the step -----------------------------------------------------------------------------------
 class Trainer:
     """One network, its loss, an optimizer and a loss-scaling rule: what a step needs.
@@ -275,7 +325,7 @@ class EpochMeter:
 # -- the loop -----------------------------------------------------------------------------------
 def fit(net, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, valid=None,
         seed: int | None = None, augment=None, shuffle: bool = True, progress: bool = True,
-        callback=None) -> dict:
+        callback=None, ema: float | None = None) -> dict:
     """Train ``net`` with mini-batch gradient descent; returns the history of each epoch.
 
     See :meth:`nn.Network.fit` for the parameters. Stops with :class:`NonFiniteLossError`
@@ -306,6 +356,8 @@ def fit(net, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, valid=
     if B.mixed:
         net.loss_scaler = net.loss_scaler or LossScaler()
     trainer = Trainer(net, optimizer, net.loss_scaler if B.mixed else None)
+    if ema is not None and (net.ema is None or net.ema.decay != ema):
+        net.ema = EMA(net, ema)
     kind = loss.target_kind(y)
     history = _empty_history(kind, valid, B.mixed)
     zero_gradients = []          # per epoch: was every gradient of its last step exactly 0?
@@ -331,6 +383,8 @@ def fit(net, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, valid=
                     # the batch goes to the device once; nothing comes back until the epoch ends
                     xb, yb = B.asarray(xb), device_targets(B, yb)
                     value, out = trainer.step(xb, yb)
+                    if ema is not None:
+                        net.ema.update()
                     if B.on_host and not math.isfinite(value):   # free on the host: stop early
                         _diverged(B, value, epoch, b)
                     correct = None
@@ -496,6 +550,6 @@ def device_targets(B, y):
     return B.asarray(y) if y.dtype.kind in "iub" else B.asarray(y, dtype=B.acc_dtype)
 
 
-__all__ = ["fit", "evaluate", "Trainer", "EpochMeter", "LossScaler", "NoLossScaling",
+__all__ = ["fit", "evaluate", "Trainer", "EpochMeter", "EMA", "LossScaler", "NoLossScaling",
            "NonFiniteLossError", "TrainingWarning", "StopTraining", "check_data",
            "device_targets"]

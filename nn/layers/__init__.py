@@ -9,11 +9,12 @@ from .norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from .pool import (AvgPool1D, AvgPool2D, AvgPool3D, GlobalAvgPool, GlobalMaxPool, MaxPool1D,
                    MaxPool2D, MaxPool3D)
 from .reshape import Flatten, Unflatten
+from .sampling import Reparameterize
 from .skip import Concat, Residual
 
 __all__ = ["Layer", "Dense", "Identity", "Step", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
            "Softmax", "Dropout", "Flatten", "Unflatten", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose1D",
            "ConvTranspose2D", "ConvTranspose3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
            "AvgPool1D", "AvgPool2D", "AvgPool3D", "GlobalAvgPool", "GlobalMaxPool", "Residual",
-           "Concat", "BatchNorm", "GroupNorm", "LayerNorm", "InstanceNorm", "to_dict",
+           "Concat", "BatchNorm", "GroupNorm", "LayerNorm", "InstanceNorm", "Reparameterize", "to_dict",
            "from_dict"]
