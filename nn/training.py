@@ -64,7 +64,7 @@ class NoLossScaling:
     def found_overflow(self, grads):
         return None
 
-    def update(self, overflow) -> None:
+    def after_step(self, overflow) -> None:
         pass
 
     def quiet(self):
@@ -145,18 +145,20 @@ class LossScaler:
         """0-d bool device array: True when a gradient holds an inf or a NaN."""
         return ~backends.current().all_finite(grads)
 
-    def update(self, overflow):
-        """Record one step from its overflow flag (bool or 0-d bool array).
+    def update(self, grads_finite):
+        """Record one step from its flag ``grads_finite`` (bool or 0-d bool array); returns
+        it, the flag "apply this step".
 
-        Overflow: the step was skipped, the scale is halved (not below ``min_scale``) and
-        ``skipped`` grows by one. Otherwise one more clean step; after ``growth_interval`` of
-        them the scale doubles. Computed with ``where``: nothing is read back to the host.
+        False (an inf or a NaN among the gradients): the step was skipped, the scale is
+        halved (not below ``min_scale``) and ``skipped`` grows by one. True: one more clean
+        step; after ``growth_interval`` of them the scale doubles. Computed with ``where``:
+        nothing is read back to the host.
         """
         B = backends.current()
         xp = B.xp
         state = self._device_state()
-        overflow = B.asarray(overflow, dtype=bool)
-        finite = ~overflow
+        finite = B.asarray(grads_finite, dtype=bool)
+        overflow = ~finite
         scale = state["scale"]
         clean = xp.where(finite, state["clean_steps"] + 1, 0)
         grow = clean >= self.growth_interval
@@ -168,6 +170,11 @@ class LossScaler:
         state["scale"] = xp.where(finite, grown, backed_off).astype(np.float32)
         state["clean_steps"] = xp.where(grow, 0, clean).astype(np.int64)
         state["skipped"] = state["skipped"] + overflow
+        return finite
+
+    def after_step(self, overflow) -> None:
+        """What the training step calls with :meth:`found_overflow`'s flag."""
+        self.update(~overflow)
 
     def quiet(self):
         """float16 overflow is expected under "mixed": the scaler detects it, NumPy need not warn."""
@@ -285,7 +292,7 @@ class Trainer:
             self.net.backward(self.B.cast(self.loss.backward() * S), input_grad=False)
             overflow = self.scaler.found_overflow(self.grads())   # None unless "mixed"
             self.optimizer.step(self.params, grad_scale=S, found_inf=overflow)
-            self.scaler.update(overflow)
+            self.scaler.after_step(overflow)
         return value, out
 
 

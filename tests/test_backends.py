@@ -284,10 +284,10 @@ def test_loss_scaler_starts_at_2_to_the_15():
 
 def test_overflow_halves_the_scale_and_skips_the_step():
     scaler = LossScaler()
-    scaler.update(True)          # overflow
+    assert bool(scaler.update(False)) is False
     assert scaler.scale == 2.0**14
     assert scaler.skipped == 1
-    scaler.update(True)          # overflow
+    assert bool(scaler.update(False)) is False
     assert scaler.scale == 2.0**13
     assert scaler.skipped == 2
 
@@ -295,10 +295,10 @@ def test_overflow_halves_the_scale_and_skips_the_step():
 def test_2000_clean_steps_double_the_scale():
     scaler = LossScaler()
     for _ in range(1999):
-        scaler.update(False)         # a clean step
+        assert bool(scaler.update(True)) is True
     assert scaler.scale == 2.0**15
     assert scaler.clean_steps == 1999
-    scaler.update(False)
+    scaler.update(True)
     assert scaler.scale == 2.0**16
     assert scaler.clean_steps == 0
     assert scaler.skipped == 0
@@ -306,29 +306,29 @@ def test_2000_clean_steps_double_the_scale():
 
 def test_an_overflow_restarts_the_count_of_clean_steps():
     scaler = LossScaler(growth_interval=3)
-    scaler.update(False)
-    scaler.update(False)
-    scaler.update(True)  # overflow: 2**15 -> 2**14, and the two clean steps no longer count
-    scaler.update(False)
-    scaler.update(False)
+    scaler.update(True)
+    scaler.update(True)
+    scaler.update(False)  # 2**15 -> 2**14, and the two clean steps no longer count
+    scaler.update(True)
+    scaler.update(True)
     assert scaler.scale == 2.0**14
-    scaler.update(False)
+    scaler.update(True)
     assert scaler.scale == 2.0**15
 
 
 def test_custom_growth_interval_and_factors():
     scaler = LossScaler(init_scale=8.0, growth_factor=4.0, backoff_factor=0.25, growth_interval=5)
     for _ in range(5):
-        scaler.update(False)
+        scaler.update(True)
     assert scaler.scale == 32.0
-    scaler.update(True)
+    scaler.update(False)
     assert scaler.scale == 8.0
 
 
 def test_the_scale_never_falls_below_min_scale():
     scaler = LossScaler(init_scale=4.0, min_scale=1.0)
     for _ in range(5):
-        scaler.update(True)          # overflow
+        assert bool(scaler.update(False)) is False
     assert scaler.scale == 1.0
     assert scaler.skipped == 5
     # 4 -> 2 -> 1: the overflows at scale 1 (the last three) are real overflows
@@ -346,9 +346,8 @@ def test_loss_scaler_state_lives_on_the_device(backend_name):
     scaler = LossScaler()
     S = scaler.scale_array()
     assert _device_scalar(B, S) and S.dtype == np.float32
-    flag = scaler.found_overflow([B.asarray(np.array([np.inf]))])
-    assert _device_scalar(B, flag) and flag.dtype == bool and bool(flag)
-    scaler.update(flag)
+    flag = scaler.update(B.all_finite([B.asarray(np.array([np.inf]))]))
+    assert _device_scalar(B, flag) and flag.dtype == bool
     assert all(_device_scalar(B, c) for c in scaler.device_counters())
     # the array handed out before the update still holds the scale that step used
     assert float(S) == 2.0**15
@@ -358,9 +357,9 @@ def test_loss_scaler_state_lives_on_the_device(backend_name):
 def test_loss_scaler_follows_a_change_of_backend():
     scaler = LossScaler(init_scale=64.0)
     with backends.using("numpy", "mixed"):
-        scaler.update(True)
-    with backends.using("numpy", "fp32"):
         scaler.update(False)
+    with backends.using("numpy", "fp32"):
+        scaler.update(True)
     assert scaler.scale == 32.0
     assert scaler.skipped == 1
     assert scaler.clean_steps == 1
