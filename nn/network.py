@@ -116,46 +116,17 @@ class Network:
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, valid=None,
             seed: int | None = None, augment=None, shuffle: bool = True, progress: bool = True,
             callback=None, ema: float | None = None) -> dict:
-        """Train with mini-batch gradient descent; returns the history of each epoch.
+        """Train with mini-batch gradient descent; returns the history of each epoch (a dict
+        of lists: ``train_loss``, ``lr``, and when they apply ``train_accuracy``,
+        ``valid_loss``, ``valid_accuracy``, ``loss_scale``, ``skipped_steps``).
 
-        Parameters
-        ----------
-        x, y : arrays
-            Inputs ``(N, ...)`` and targets: class ids ``(N,)``, one-hot rows ``(N, C)`` or
-            any array the loss accepts. NaN and inf are refused.
-        epochs, batch_size : int
-            ``batch_size >= N`` gives full-batch gradient descent, 1 the online rule.
-        optimizer : nn.optim optimizer
-            Default ``SGD(lr=0.01)``. Its state (momentum) persists across calls of ``fit``.
-        valid : (x_valid, y_valid), optional
-            Evaluated (``train=False``) after every epoch.
-        seed : int, optional
-            Seeds the shuffling and the backend's generator (dropout): equal seeds, equal runs.
-        augment : callable, optional
-            ``augment(x_batch, y_batch) -> (x_batch, y_batch)`` on host arrays, each batch.
-        shuffle, progress : bool
-            Shuffle every epoch; show a tqdm progress bar.
-        callback : callable, optional
-            ``callback(epoch, history)`` after every epoch (e.g. print a confusion matrix);
-            it may raise :class:`nn.training.StopTraining` to end training there.
-        ema : float, optional
-            Keep an exponential moving average of the weights with this decay (e.g. 0.999) in
-            ``net.ema`` (:class:`nn.training.EMA`); use it with :meth:`ema_weights`.
-
-        Returns
-        -------
-        dict of lists, one entry per epoch: ``train_loss`` (mean over the epoch's batches,
-        dropout on), ``lr``, and when they apply ``train_accuracy``, ``valid_loss``,
-        ``valid_accuracy``, and under ``"mixed"`` ``loss_scale`` and ``skipped_steps``.
-
-        Raises
-        ------
-        NonFiniteLossError
-            When the loss becomes NaN or inf (the run diverged), or under ``"mixed"`` when
-            gradients overflow with the loss scale already at its minimum.
-
-        The step itself, the epoch loop and what is read back when are described in
-        :mod:`nn.training`.
+        ``x, y``: inputs and targets (class ids, one-hot rows, or what the loss takes);
+        ``batch_size >= N`` is full-batch gradient descent, 1 the online rule; ``optimizer``
+        defaults to ``SGD(0.01)``; ``valid=(x, y)`` is evaluated after every epoch; ``seed``
+        fixes the shuffling and dropout; ``augment(x, y) -> (x, y)`` runs on every batch;
+        ``callback(epoch, history)`` after every epoch; ``ema=0.999`` keeps a moving average of
+        the weights (:meth:`ema_weights`). Every parameter is described in
+        :func:`nn.training.fit`, and the step in :class:`nn.training.Trainer`.
         """
         return training.fit(self, x, y, epochs, batch_size, optimizer, valid, seed, augment,
                             shuffle, progress, callback, ema)

@@ -335,10 +335,55 @@ def fit(net, x, y, epochs: int = 1, batch_size: int = 32, optimizer=None, valid=
         callback=None, ema: float | None = None) -> dict:
     """Train ``net`` with mini-batch gradient descent; returns the history of each epoch.
 
-    See :meth:`nn.Network.fit` for the parameters. Stops with :class:`NonFiniteLossError`
-    when the loss becomes NaN or inf; warns (:class:`TrainingWarning`) when the training
-    loss never fell below its first value or every gradient was exactly zero. A callback may
-    raise :class:`StopTraining` to end training cleanly after its epoch.
+    Parameters
+    ----------
+    net : nn.Network
+        With a loss.
+    x, y : arrays
+        Inputs ``(N, ...)`` and targets: class ids ``(N,)``, one-hot rows ``(N, C)`` or any
+        array the loss accepts (one dict of boxes per image for a detection loss). Lists are
+        converted; NaN, inf, strings and ragged lists are refused with the index of the
+        first bad value.
+    epochs, batch_size : int
+        ``batch_size >= N`` gives full-batch gradient descent, 1 the online rule.
+    optimizer : nn.optim optimizer
+        Default ``SGD(lr=0.01)``. Its state (momentum) persists across calls of ``fit``.
+    valid : (x_valid, y_valid), optional
+        Evaluated (``train=False``) after every epoch.
+    seed : int, optional
+        Seeds the shuffling and the backend's generator (dropout): equal seeds, equal runs.
+    augment : callable, optional
+        ``augment(x_batch, y_batch) -> (x_batch, y_batch)`` on host arrays, each batch.
+    shuffle, progress : bool
+        Shuffle every epoch; show a tqdm progress bar.
+    callback : callable, optional
+        ``callback(epoch, history)`` after every epoch (e.g. print a confusion matrix); it
+        may raise :class:`StopTraining` to end training there. It may not switch the backend.
+    ema : float, optional
+        Keep an exponential moving average of the weights with this decay in ``net.ema``.
+
+    Returns
+    -------
+    dict of lists, one entry per epoch: ``train_loss`` (mean over the epoch's batches,
+    dropout on), ``lr``, and when they apply ``train_accuracy``, ``valid_loss``,
+    ``valid_accuracy``, and under ``"mixed"`` ``loss_scale`` and ``skipped_steps``.
+
+    Raises
+    ------
+    NonFiniteLossError
+        When the loss becomes NaN or inf (the run diverged), or under ``"mixed"`` when
+        gradients overflow with the loss scale already at its minimum.
+
+    Warns (:class:`TrainingWarning`) when the training loss never fell below its first value
+    or every gradient was exactly zero at the end of every epoch.
+
+    Notes
+    -----
+    Each batch is moved to the device once; the loss, the number of correct predictions and
+    the loss scaler's counters are summed there and brought back together, in one transfer,
+    at the end of the epoch: a training step never waits for a GPU. On NumPy, where reading
+    a value is free, a NaN loss stops training at the batch where it appears; on a GPU it is
+    reported at the end of that epoch.
     """
     loss = net.loss
     if loss is None:
