@@ -52,3 +52,9 @@ def test_demo_on_an_unavailable_backend_says_how_to_install(capsys, monkeypatch)
     monkeypatch.setitem(sys.modules, "cupy", None)  # as on a machine without CuPy
     assert main(["demo", "--backend", "cupy"]) == 1
     assert 'pip install -e ".[gpu]"' in capsys.readouterr().err
+
+
+def test_readme_points_to_nothing_outside_the_repository():
+    """Students clone this repository alone: a path like ../shared/ is not in their copy."""
+    readme = (ROOT / "README.md").read_text()
+    assert not re.findall(r"\.\./[\w.-]+", readme), re.findall(r"\.\./[\w./-]+", readme)

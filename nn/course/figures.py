@@ -30,20 +30,23 @@ def models_dir() -> Path:
 def show(fig, name: str, practical: str | None = None):
     """Display ``fig`` inline in a notebook; in a script, save it and print where.
 
+    A notebook run by ``python -m nn run --exercise`` saves its figures as a script does
+    (``$NN_SHOW`` is ``save`` in its kernel).
+
     The file is ``<figures_dir()>/<practical>_<name>.png``, written atomically;
     ``practical`` defaults to the stem of the calling file. Returns the path (``None`` in a
     notebook). The figure is closed afterwards, so a long script does not keep them all.
     """
     import matplotlib.pyplot as plt
 
-    if _in_notebook():
+    if _in_notebook() and os.environ.get("NN_SHOW") != "save":
         from IPython.display import display
         display(fig)
         plt.close(fig)
         return None
     if practical is None:
-        caller = inspect.stack()[1].frame.f_globals.get("__file__") or "figure"
-        practical = Path(caller).stem
+        caller = inspect.stack()[1].frame.f_globals.get("__file__")
+        practical = Path(caller).stem if caller else os.environ.get("NN_PRACTICAL", "figure")
     folder = figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{practical}_{name}.png"
