@@ -5,7 +5,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
+import os
 import struct
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import pytest
 from nn.data import (CIFAR10_CLASSES, VOC_CLASSES, ChecksumError, DownloadError, Resource,
                      image_folder_classes, load_cifar10, load_fashion_mnist, load_image_folder,
                      load_mnist, load_voc, parse_voc_annotation, read_idx)
-from nn.data import cifar, mnist, voc
+from nn.data import cifar, messages, mnist, voc
 
 
 @pytest.fixture
@@ -184,13 +188,58 @@ def unreachable_fashion_mnist(monkeypatch, tmp_path):
     monkeypatch.setattr(mnist, "FASHION_MNIST_RESOURCES", missing)
 
 
-def test_fashion_mnist_falls_back_to_the_sample_with_a_warning(cache, tmp_path, monkeypatch):
+def test_fashion_mnist_falls_back_to_the_sample_with_one_short_note(cache, tmp_path,
+                                                                     monkeypatch, caplog):
     unreachable_fashion_mnist(monkeypatch, tmp_path)
-    with pytest.warns(UserWarning, match="using the fashion-mnist-sample.npz sample"):
-        x, y = load_fashion_mnist("test", progress=False)
+    messages.forget()
+    with caplog.at_level(logging.INFO, logger="nn.data"):
+        x, y = load_fashion_mnist("train", progress=False)
+        x, y = load_fashion_mnist("test", progress=False)  # a practical loads both splits
     assert x.shape == (1000, 1, 28, 28) and len(y) == 1000
+    notes = [r for r in caplog.records if r.name == "nn.data" and r.levelno >= logging.INFO]
+    assert len(notes) == 1 and notes[0].levelno == logging.WARNING
+    note = notes[0].getMessage()
+    assert "\n" not in note and len(note) < 250  # one short line, not the 700-character warning
+    for part in ("Fashion-MNIST", "sample", "2 000", "apt-get install dataset-fashion-mnist"):
+        assert part in note
     with pytest.raises(DownloadError, match="could not download"):
         load_fashion_mnist("test", progress=False, source="full")
+
+
+def test_where_the_whole_set_was_found_is_said_once(cache, tmp_path, monkeypatch, caplog):
+    system = tmp_path / "usr-share-datasets-fashion-mnist"
+    for split in ("train", "test"):
+        write_split(system, split, *digits(3, seed=5), compress=True)
+    monkeypatch.setattr(mnist, "FASHION_MNIST_SYSTEM_DIRS", (system,))
+    messages.forget()
+    with caplog.at_level(logging.INFO, logger="nn.data"):
+        load_fashion_mnist("train")
+        load_fashion_mnist("test")
+    notes = [r.getMessage() for r in caplog.records if r.name == "nn.data"]
+    assert notes == [f"Fashion-MNIST: {system} (system package)"]
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_the_notes_reach_stderr_once(tmp_path, configured):
+    """As in a script or a notebook: no logging set up, one line on stderr, not two; with
+    logging set up by the program, one line through its handler (ours steps aside)."""
+    script = (
+        ("import logging; logging.basicConfig(format='%(levelname)s %(name)s %(message)s')\n"
+         if configured else "") +
+        "import nn.data.mnist as m\n"
+        "from nn.data import Resource, load_fashion_mnist\n"
+        "m.FASHION_MNIST_SYSTEM_DIRS = ()\n"
+        "m.FASHION_MNIST_RESOURCES = {n: Resource(n, ('file:///nowhere/' + n,), r.sha256) "
+        "for n, r in m.FASHION_MNIST_RESOURCES.items()}\n"
+        "load_fashion_mnist('train', progress=False)\n"
+        "load_fashion_mnist('test', progress=False)\n")
+    env = {**os.environ, "NN_DATA_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.strip().splitlines()
+    start = "WARNING nn.data " if configured else "nn.data: "
+    assert len(lines) == 1 and lines[0].startswith(start + "Fashion-MNIST: using the sample")
 
 
 def test_fashion_mnist_does_not_hide_a_corrupt_file_behind_the_sample(cache, monkeypatch):

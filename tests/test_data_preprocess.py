@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from nn.errors import DataError, StateError
 from nn.data import (Augment, Center, CenterMaxAbs, MinMax, Normalizer, Standardize,
                      balanced_indices, load_iris, one_hot, rebalance, split_indices,
                      train_valid_test_split)
@@ -78,13 +79,13 @@ def test_constant_feature_is_left_finite():
 
 def test_normalizer_errors_say_what_to_do(data):
     train, _ = data
-    with pytest.raises(ValueError, match=r"call fit\(x_train\) first"):
+    with pytest.raises(StateError, match=r"call fit\(x_train\) first"):
         Standardize().transform(train)
     with pytest.raises(ValueError, match=r"fitted on data of shape \(N, 4\)"):
         Standardize().fit(train).transform(train[:, :3])
     bad = train.copy()
     bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN or inf"):
+    with pytest.raises(DataError, match=r"NaN at index \(3, 1\).*NaN and inf are refused"):
         Center().fit(bad)
 
 

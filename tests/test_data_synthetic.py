@@ -3,6 +3,7 @@ and the reader of the course's spectra files."""
 from __future__ import annotations
 
 import gzip
+import logging
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from nn.data import (RADIO_CLASSES, RADIO_PARAMS, SPECTRAL_TYPES, WAVELENGTHS, CenterMaxAbs,
                      load_stellar_spectra, make_radio_sky, make_stellar_spectra, one_hot,
                      split_indices)
+from nn.data import messages
 from nn.data import spectra as spectra_module
 from nn.data.spectra import SPECTRA_COUNTS, SPECTRA_FILES
 
@@ -135,7 +137,8 @@ def test_load_stellar_spectra_reads_the_course_format(tmp_path, compress):
         np.testing.assert_array_equal(y_read, y)
 
 
-def test_load_stellar_spectra_falls_back_to_the_stand_in_with_a_warning(tmp_path, monkeypatch):
+def test_load_stellar_spectra_falls_back_to_the_stand_in_with_one_note(tmp_path, monkeypatch,
+                                                                        caplog):
     monkeypatch.setenv("NN_DATA_DIR", str(tmp_path))
     calls = []
 
@@ -143,10 +146,15 @@ def test_load_stellar_spectra_falls_back_to_the_stand_in_with_a_warning(tmp_path
         calls.append(seed)
         return make_stellar_spectra(seed, counts=SMALL)
     monkeypatch.setattr(spectra_module, "make_stellar_spectra", small_stand_in)
-    with pytest.warns(UserWarning, match="synthetic stand-in"):
+    messages.forget()
+    with caplog.at_level(logging.INFO, logger="nn.data"):
         x, y = load_stellar_spectra(seed=3)
+        load_stellar_spectra(seed=3)  # the note is made once per process, not per call
+    notes = [r.getMessage() for r in caplog.records if r.name == "nn.data"]
+    assert len(notes) == 1 and "synthetic stand-in" in notes[0]
+    assert SPECTRA_FILES[0] in notes[0] and str(tmp_path / "stellar_spectra") in notes[0]
     x_synthetic, y_synthetic = load_stellar_spectra("synthetic", seed=3)
-    assert calls == [3, 3]
+    assert calls == [3, 3, 3]
     np.testing.assert_array_equal(x, x_synthetic)
     np.testing.assert_array_equal(y, y_synthetic)
     with pytest.raises(FileNotFoundError, match=SPECTRA_FILES[0]):
@@ -282,7 +290,7 @@ def test_radio_source_shape_and_position_angle_from_image_moments():
     (dict(n_images=0), "n_images must be an int >= 1"),
     (dict(n_images=2, size=2.5), "size must be an int >= 1"),
     (dict(n_images=2, flux_range=(5, 1)), "0 < low < high"),
-    (dict(n_images=2, beam=0), "beam > 0"),
+    (dict(n_images=2, beam=0), "beam must be a finite number > 0"),
 ])
 def test_radio_sky_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -14,14 +14,21 @@ Data files live in ``datasets/`` (``NN_DATASETS``), downloads in ``datasets/cach
 Modules, by family: ``tables`` (Iris, Pima, Wine), ``download`` (URL + sha256 cache),
 ``idx`` and ``mnist`` (MNIST, Fashion-MNIST), ``cifar`` (CIFAR-10), ``images`` (image
 folders), ``voc`` (PASCAL VOC), ``spectra`` (stellar spectra), ``radio`` (synthetic radio
-sky), ``preprocess`` (normalisers, splits, rebalancing), ``augment`` (Albumentations).
+sky), ``galaxies`` (synthetic galaxies with Galaxy-Zoo-like votes) and ``gz2`` (the Galaxy
+Zoo 2 decision tree and catalogue), ``preprocess`` (normalisers, splits, rebalancing),
+``augment`` (Albumentations), ``messages`` (the one-line notes on where data come from).
 Nothing here imports Pillow or Albumentations until a function needs them.
+
+Every mistake a user can make here raises an :mod:`nn.errors` exception whose message says
+what happened and what to do (a bad ``split``, a damaged or missing file, NaN labels...).
 """
 from __future__ import annotations
 
 from .augment import Augment, import_albumentations
 from .cifar import CIFAR10_CLASSES, load_cifar10
 from .download import ChecksumError, DownloadError, Resource, fetch
+from .galaxies import GALAXY_PARAMS, make_galaxies
+from .gz2 import GALAXY_CLASSES, GZ2_COLUMNS, GZ2_TASKS, load_galaxy_zoo2
 from .idx import read_idx
 from .images import image_folder_classes, load_image_folder
 from .mnist import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_fashion_mnist, load_mnist
@@ -46,6 +53,8 @@ __all__ = [
     # synthetic and astrophysical
     "load_stellar_spectra", "make_stellar_spectra", "SPECTRAL_TYPES", "WAVELENGTHS",
     "make_radio_sky", "RADIO_CLASSES", "RADIO_PARAMS",
+    "make_galaxies", "load_galaxy_zoo2", "GALAXY_CLASSES", "GALAXY_PARAMS", "GZ2_TASKS",
+    "GZ2_COLUMNS",
     # preparation
     "Normalizer", "Center", "Standardize", "MinMax", "CenterMaxAbs", "split_indices",
     "train_valid_test_split", "balanced_indices", "rebalance", "Augment",

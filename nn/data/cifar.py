@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import Resource, fetch
-from .images import as_images, check_split
-from .paths import cache_dir
+from ..errors import DataError
+from . import messages
+from .download import Resource, fetch, file_error
+from .images import as_images, check_dtype, check_split
+from .paths import cache_dir, is_file
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
@@ -33,8 +35,15 @@ RECORD = 1 + 3 * 32 * 32
 def _read_batches(cache: Path, names, progress: bool) -> dict[str, bytes]:
     """The bytes of each batch file: from an extracted folder, else from the archive."""
     folder = cache / FOLDER
-    if all((folder / name).is_file() for name in names):
-        return {name: (folder / name).read_bytes() for name in names}
+    if all(is_file(folder / name) for name in names):
+        found = {}
+        for name in names:
+            try:
+                found[name] = (folder / name).read_bytes()
+            except OSError as exc:
+                raise file_error(folder / name, exc) from exc
+        messages.found("CIFAR-10", f"{folder} (extracted by hand, structure checked)")
+        return found
     archive = fetch(CIFAR10_RESOURCE, cache, progress)
     found = {}
     try:
@@ -43,25 +52,28 @@ def _read_batches(cache: Path, names, progress: bool) -> dict[str, bytes]:
                 name = Path(member.name).name
                 if member.isfile() and Path(member.name).parent.name == FOLDER and name in names:
                     found[name] = tar.extractfile(member).read()
+    except (PermissionError, IsADirectoryError) as exc:
+        raise file_error(archive, exc) from exc
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise ValueError(f"{archive} is not a readable .tar.gz ({type(exc).__name__}: {exc}); it "
-                         "is truncated or corrupt: delete it and load again") from exc
+        raise DataError(f"{archive} is not a readable .tar.gz ({type(exc).__name__}: {exc}); it "
+                        "is truncated or corrupt: delete it and load again") from exc
     missing = [n for n in names if n not in found]
     if missing:
-        raise ValueError(f"{archive} has no {FOLDER}/{missing[0]}: it is not the CIFAR-10 binary "
-                         "archive; delete it and load again")
+        raise DataError(f"{archive} has no {FOLDER}/{missing[0]}: it is not the CIFAR-10 binary "
+                        "archive; delete it and load again")
+    messages.found("CIFAR-10", f"{archive} (sha256 checked)")
     return found
 
 
 def _parse(name: str, data: bytes):
     if len(data) == 0 or len(data) % RECORD:
-        raise ValueError(f"CIFAR-10 {name}: {len(data)} bytes is not a whole number of "
-                         f"{RECORD}-byte records; the file is truncated or corrupt, delete it "
-                         "and load again")
+        raise DataError(f"CIFAR-10 {name}: {len(data)} bytes is not a whole number of "
+                        f"{RECORD}-byte records; the file is truncated or corrupt, delete it "
+                        "and load again")
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD)
     if records[:, 0].max() > 9:
-        raise ValueError(f"CIFAR-10 {name}: a label byte is above 9; this is not a CIFAR-10 "
-                         "batch file (CIFAR-100's records are longer), delete it and load again")
+        raise DataError(f"CIFAR-10 {name}: a label byte is above 9; this is not a CIFAR-10 "
+                        "batch file (CIFAR-100's records are longer), delete it and load again")
     return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0]
 
 
@@ -77,6 +89,7 @@ def load_cifar10(split: str = "train", dtype=np.float32, progress: bool = True):
     y : (N,) int64 class ids, names in :data:`CIFAR10_CLASSES`
     """
     check_split("load_cifar10", split)
+    check_dtype("load_cifar10", dtype)
     names = BATCHES[split]
     batches = _read_batches(cache_dir("cifar10"), names, progress)
     parts = [_parse(name, batches[name]) for name in names]

@@ -14,15 +14,16 @@ the original distributions) by TensorFlow Datasets; the mirrors serve identical 
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
+from . import messages
 from .download import DownloadError, Resource, fetch
 from .idx import read_idx
-from .images import as_images, check_split
-from .paths import bundled, cache_dir
+from .images import as_images, check_dtype, check_split
+from .paths import bundled, cache_dir, is_file
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
@@ -57,34 +58,47 @@ FASHION_MNIST_RESOURCES = _resources(_FASHION_MIRRORS, {
 # Debian's dataset-fashion-mnist re-compressed the files (other bytes, same content), so
 # they are not checked against the sha256 of the downloads
 SAMPLE_FILE = "fashion-mnist-sample.npz"
-FASHION_MNIST_SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+FASHION_MNIST_SYSTEM_DIRS_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_SYSTEM_DIRS = (FASHION_MNIST_SYSTEM_DIRS_DEBIAN,)
 
 
-def _locate(resource: Resource, cache: Path, system_dirs, progress: bool) -> Path:
-    """The file of ``resource``: system copy, cached copy (gzip or not), else downloaded."""
+def _locate(resource: Resource, cache: Path, system_dirs, progress: bool):
+    """The file of ``resource`` and where it came from: system copy, cached copy (gzip or
+    not), else downloaded."""
     plain = resource.filename.removesuffix(".gz")
     for folder in system_dirs:
         for name in (resource.filename, plain):
-            if (folder / name).is_file():
-                return folder / name
-    if (cache / plain).is_file() and not (cache / resource.filename).is_file():
-        return cache / plain  # extracted by hand: read_idx still checks its structure
-    return fetch(resource, cache, progress)
+            if is_file(folder / name):
+                return folder / name, "system"
+    if is_file(cache / plain) and not is_file(cache / resource.filename):
+        return cache / plain, "plain"  # extracted by hand: read_idx still checks its structure
+    return fetch(resource, cache, progress), "cache"
 
 
-def _load(owner, split, resources, cache, system_dirs, dtype, progress):
+ORIGINS = {"system": "system package", "plain": "uncompressed files, structure checked",
+           "cache": "sha256 checked"}
+
+
+def _load(owner, name, split, resources, cache, system_dirs, dtype, progress):
     check_split(owner, split)
+    check_dtype(owner, dtype)
     image_file, label_file = FILES[split]
-    images = read_idx(_locate(resources[image_file], cache, system_dirs, progress))
-    labels = read_idx(_locate(resources[label_file], cache, system_dirs, progress))
+    image_path, origin = _locate(resources[image_file], cache, system_dirs, progress)
+    label_path, _ = _locate(resources[label_file], cache, system_dirs, progress)
+    images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise ValueError(f"{owner}: the {split} images should be uint8 images of 28x28, the "
-                         f"file holds {images.dtype} {images.shape}; it is not the right file, "
-                         f"delete it from {cache} and load again")
+        raise DataError(f"{owner}: the {split} images should be uint8 images of 28x28, the "
+                        f"file {image_path} holds {images.dtype} {images.shape}; it is not the "
+                        "right file: delete it and load again")
     if labels.shape != (len(images),) or labels.dtype != np.uint8 or labels.max(initial=0) > 9:
-        raise ValueError(f"{owner}: the {split} labels should be {len(images)} digits 0-9 (one "
-                         f"per image), the file holds {labels.dtype} {labels.shape}; it is not "
-                         f"the right file, delete it from {cache} and load again")
+        raise DataError(f"{owner}: the {split} labels should be {len(images)} digits 0-9 (one "
+                        f"per image), the file {label_path} holds {labels.dtype} "
+                        f"{labels.shape}; it is not the right file: delete it and load again")
+    if origin == "system" and image_path.parent == FASHION_MNIST_SYSTEM_DIRS_DEBIAN:
+        where = f"{image_path.parent} (Debian package dataset-fashion-mnist)"
+    else:
+        where = f"{image_path.parent} ({ORIGINS[origin]})"
+    messages.found(name, where)
     return as_images(images[:, None], dtype), labels.astype(np.int64)
 
 
@@ -103,7 +117,8 @@ def load_mnist(split: str = "train", dtype=np.float32, progress: bool = True):
     x : (N, 1, 28, 28) images, white digit on black
     y : (N,) int64 digits 0-9
     """
-    return _load("load_mnist", split, MNIST_RESOURCES, cache_dir("mnist"), (), dtype, progress)
+    return _load("load_mnist", "MNIST", split, MNIST_RESOURCES, cache_dir("mnist"), (), dtype,
+                 progress)
 
 
 def load_fashion_mnist(split: str = "train", dtype=np.float32, progress: bool = True,
@@ -124,33 +139,50 @@ def load_fashion_mnist(split: str = "train", dtype=np.float32, progress: bool = 
         ``"sample"``: the subset bundled with nn (``datasets/fashion-mnist-sample.npz``: the
         first 200 training and 100 test images of every class, in the files' order), for
         tests and machines without the data; ``"auto"``: the whole set when it can be had,
-        else the sample, with a warning.
+        else the sample. Either way one line, once per process, on the logger ``"nn.data"``
+        says what is used: where the whole set was found, or that the sample stands in for
+        it and how to get the whole set (:mod:`nn.data.messages`).
 
     Returns
     -------
     x : (N, 1, 28, 28) images (60 000 train and 10 000 test; the sample: 2 000 and 1 000)
     y : (N,) int64 class ids, names in :data:`FASHION_MNIST_CLASSES`
     """
-    if source not in ("auto", "full", "sample"):
-        raise ValueError(f"load_fashion_mnist: source must be 'auto', 'full' or 'sample', "
-                         f"got {source!r}")
+    if not isinstance(source, str) or source not in ("auto", "full", "sample"):
+        raise ConfigError(f"load_fashion_mnist: source must be 'auto', 'full' or 'sample', "
+                          f"got {source!r}")
+    check_split("load_fashion_mnist", split)
+    check_dtype("load_fashion_mnist", dtype)
     if source == "sample":
         return _load_sample("load_fashion_mnist", split, dtype)
     try:
-        return _load("load_fashion_mnist", split, FASHION_MNIST_RESOURCES,
+        return _load("load_fashion_mnist", "Fashion-MNIST", split, FASHION_MNIST_RESOURCES,
                      cache_dir("fashion-mnist"), FASHION_MNIST_SYSTEM_DIRS, dtype, progress)
     except DownloadError as exc:
         if source == "full":
             raise
-        warnings.warn(f"Fashion-MNIST could not be found nor downloaded ({exc}); using the "
-                      f"{SAMPLE_FILE} sample bundled with nn (2 000 training and 1 000 test "
-                      "images) instead", stacklevel=2)
+        messages.logger.debug("Fashion-MNIST: the whole set could not be had: %s", exc)
+        messages.standing_in(
+            "Fashion-MNIST", f"using the sample bundled with nn ({SAMPLE_FILE}: 2 000 train, "
+            "1 000 test images); for the whole set: sudo apt-get install "
+            "dataset-fashion-mnist, or run once online (source='full' says what failed)")
         return _load_sample("load_fashion_mnist", split, dtype)
 
 
 def _load_sample(owner, split, dtype):
     check_split(owner, split)
     path = bundled(SAMPLE_FILE)
-    with np.load(path, allow_pickle=False) as data:
-        images, labels = data[f"x_{split}"], data[f"y_{split}"]
+    keys = (f"x_{split}", f"y_{split}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images, labels = data[keys[0]], data[keys[1]]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise DataError(f"{owner}: the bundled sample {path} cannot be read ({type(exc).__name__}"
+                        f": {exc}); it is damaged: restore it from the repository (git checkout "
+                        f"-- datasets/{SAMPLE_FILE})") from exc
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28) \
+            or labels.shape != (len(images),):
+        raise DataError(f"{owner}: the bundled sample {path} holds {images.dtype} "
+                        f"{images.shape} images and {labels.shape} labels, not uint8 28x28 "
+                        f"images with one label each; restore it from the repository")
     return as_images(images[:, None], dtype), labels.astype(np.int64)

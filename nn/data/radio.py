@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+from ._args import check_memory, number, pair, seed as check_seed, whole
+
 RADIO_CLASSES = ("point", "extended")
 RADIO_PARAMS = ("flux", "bmaj", "bmin", "pa")
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
@@ -118,17 +121,22 @@ def make_radio_sky(n_images: int, size: int = 256, seed: int = 0, sources_per_im
         ``"centers"`` ``(k, 2)`` float32 ``(x, y)`` of each source (exact, even when its
         box is clipped).
     """
-    for name, value in (("n_images", n_images), ("size", size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"make_radio_sky: {name} must be an int >= 1, got {value!r}")
-    low, high = flux_range
-    if not 0 < low < high:
-        raise ValueError(f"make_radio_sky: flux_range must be (low, high) with 0 < low < high, "
-                         f"got {flux_range!r}")
-    if not (beam > 0 and max_size > 1.5 * beam and noise >= 0 and sources_per_image >= 0
-            and 0 <= extended_fraction <= 1):
-        raise ValueError("make_radio_sky: need beam > 0, max_size > 1.5 * beam, noise >= 0, "
-                         "sources_per_image >= 0 and extended_fraction in [0, 1]")
+    owner = "make_radio_sky"
+    n_images = whole(n_images, "n_images", owner, minimum=1)
+    size = whole(size, "size", owner, minimum=1)
+    low, high = pair(flux_range, "flux_range", owner, low=0, strict=True)
+    beam = number(beam, "beam", owner, low=0, low_open=True)
+    max_size = number(max_size, "max_size", owner)
+    if max_size <= 1.5 * beam:
+        raise ConfigError(f"{owner}: max_size must be larger than 1.5 * beam = {1.5 * beam:g} "
+                          f"(an extended source is larger than the beam), got {max_size!r}")
+    noise = number(noise, "noise", owner, low=0)
+    sources_per_image = number(sources_per_image, "sources_per_image", owner, low=0, high=1e6)
+    extended_fraction = number(extended_fraction, "extended_fraction", owner, low=0, high=1)
+    flux_index = number(flux_index, "flux_index", owner)
+    seed = check_seed(seed, owner)
+    check_memory(4 * n_images * size * size, owner,
+                 f"ask for fewer than {n_images} images of {size}x{size}")
     rng = np.random.default_rng(seed)
     counts = rng.poisson(sources_per_image, n_images)
     k = int(counts.sum())

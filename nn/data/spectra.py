@@ -26,12 +26,15 @@ line strengths are added, as in real classifications.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .paths import cache_dir
+from ..errors import ConfigError, DataError, MissingFileError
+from . import messages
+from ._args import as_path, check_memory, pair, seed as check_seed, shown as _shown
+from .download import file_error
+from .paths import cache_dir, is_file
 
 SPECTRAL_TYPES = ("O", "B", "A", "F", "G", "K", "M")
 SPECTRA_COUNTS = (12, 134, 109, 192, 300, 327, 41)  # the course's 1115 spectra
@@ -141,11 +144,20 @@ def make_stellar_spectra(seed: int = 0, counts=SPECTRA_COUNTS, snr=(8.0, 40.0)):
     y : (N,) int64
         Type ids into :data:`SPECTRAL_TYPES`, in a shuffled order.
     """
-    counts = np.asarray(counts)
-    if counts.shape != (7,) or counts.dtype.kind not in "iu" or (counts < 0).any():
-        raise ValueError(f"make_stellar_spectra: counts must be 7 integers >= 0 (O, B, A, F, G, "
-                         f"K, M), got {counts.tolist()}")
-    rng = np.random.default_rng(seed)
+    owner = "make_stellar_spectra"
+    try:
+        counts = np.asarray(counts)
+    except ValueError:
+        counts = np.zeros(0)
+    if counts.shape != (7,) or counts.dtype.kind not in "iu" or (counts < 0).any() \
+            or counts.sum() == 0:
+        raise ConfigError(f"{owner}: counts must be 7 integers >= 0 (O, B, A, F, G, K, M), not "
+                          f"all 0, got {counts.tolist()}")
+    low, high = pair(snr, "snr", owner, low=0)
+    # float64 optical depth, continuum and flux, and their temporaries, while they are made
+    check_memory(5 * 8 * N_BINS * int(counts.sum()), owner,
+                 f"ask for fewer than {int(counts.sum())} spectra (the course has 1115)")
+    rng = np.random.default_rng(check_seed(seed, owner))
     y = rng.permutation(np.repeat(np.arange(7), counts))
     n = len(y)
     bounds = np.log10([TEMPERATURES[t] for t in SPECTRAL_TYPES])
@@ -186,7 +198,7 @@ def make_stellar_spectra(seed: int = 0, counts=SPECTRA_COUNTS, snr=(8.0, 40.0)):
     a1, a2 = rng.normal(0.0, 0.08, (2, n, 1))
     flux *= np.exp(a1 * u + a2 * (u ** 2 - 1 / 3))
     flux *= rng.lognormal(0.0, 1.0, (n, 1))  # distance: apparent brightness spans ~e^+-2
-    s_lo, s_hi = np.log(snr)
+    s_lo, s_hi = np.log(low), np.log(high)
     noise = flux.mean(axis=1, keepdims=True) / np.exp(rng.uniform(s_lo, s_hi, (n, 1)))
     flux += noise * rng.standard_normal((n, N_BINS))
     return flux.astype(np.float32), y.astype(np.int64)
@@ -197,7 +209,7 @@ def _read_course_files(folder: Path):
     found = []
     for name in SPECTRA_FILES:
         for candidate in (folder / name, folder / (name + ".gz")):
-            if candidate.is_file():
+            if is_file(candidate):
                 found.append(candidate)
                 break
         else:
@@ -206,16 +218,24 @@ def _read_course_files(folder: Path):
     try:
         x = np.loadtxt(x_path, dtype=np.float64, ndmin=2)
         t = np.loadtxt(t_path, dtype=np.float64, ndmin=2)
-    except (ValueError, EOFError, OSError) as exc:
-        raise ValueError(f"cannot read the course's spectra files in {folder} "
-                         f"({type(exc).__name__}: {exc}); they are damaged: copy them again") from exc
+    except (PermissionError, IsADirectoryError) as exc:
+        raise file_error(exc.filename or folder, exc) from exc
+    except (ValueError, EOFError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the course's spectra files in {folder} "
+                        f"({type(exc).__name__}: {exc}); they are damaged: copy them "
+                        "again") from exc
     if x.shape[1] != N_BINS:
-        raise ValueError(f"{x_path} has {x.shape[1]} columns, expected {N_BINS} flux bins per "
-                         "spectrum; the file is damaged or not the course's: copy it again")
+        raise DataError(f"{x_path} has {x.shape[1]} columns, expected {N_BINS} flux bins per "
+                        "spectrum; the file is damaged or not the course's: copy it again")
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        row, column = (int(i) for i in bad[0])
+        raise DataError(f"{x_path} holds {_shown(x[row, column])} at row {row + 1}, column {column + 1} "
+                        "(NaN and inf are refused); the file is damaged: copy it again")
     if t.shape != (len(x), 7) or not (np.isin(t, (0, 1)).all() and (t.sum(axis=1) == 1).all()):
-        raise ValueError(f"{t_path} should hold {len(x)} one-hot rows of 7 types (one per "
-                         f"spectrum of {x_path.name}), found shape {t.shape}; copy both files "
-                         "again")
+        raise DataError(f"{t_path} should hold {len(x)} one-hot rows of 7 types (one per "
+                        f"spectrum of {x_path.name}), found shape {t.shape}; copy both files "
+                        "again")
     return x.astype(np.float32), t.argmax(axis=1).astype(np.int64)
 
 
@@ -227,30 +247,37 @@ def load_stellar_spectra(source: str = "auto", path=None, seed: int = 0):
     source : "auto", "files" or "synthetic"
         ``"files"``: read the course's files (error if absent); ``"synthetic"``:
         :func:`make_stellar_spectra` ``(seed)``; ``"auto"``: the files when present, else the
-        stand-in (with a warning, so that nobody mistakes one for the other).
+        stand-in. One line, once per process, on the logger ``"nn.data"`` says which
+        (:mod:`nn.data.messages`), so that nobody mistakes one for the other.
     path : str or Path, optional
         The folder of the files :data:`SPECTRA_FILES` (text, whitespace-separated, one
         spectrum or one one-hot row per line; ``.gz`` accepted). Default
         ``cache_dir("stellar_spectra")``. They have no public URL: the course hands them out.
+        A folder given here must hold them (``"auto"`` falls back to the stand-in only when
+        it looks in the default folder).
 
     Returns
     -------
     x : (N, 3753) float32 flux (N = 1115 for the course's files)
     y : (N,) int64 type ids into :data:`SPECTRAL_TYPES`
     """
-    if source not in ("auto", "files", "synthetic"):
-        raise ValueError(f"load_stellar_spectra: source must be 'auto', 'files' or 'synthetic', "
-                         f"got {source!r}")
-    folder = Path(path) if path is not None else cache_dir("stellar_spectra")
+    owner = "load_stellar_spectra"
+    if not isinstance(source, str) or source not in ("auto", "files", "synthetic"):
+        raise ConfigError(f"{owner}: source must be 'auto', 'files' or 'synthetic', got "
+                          f"{source!r}")
+    check_seed(seed, owner)
+    folder = as_path(path, "path", owner) if path is not None else cache_dir("stellar_spectra")
     if source != "synthetic":
         data = _read_course_files(folder)
         if data is not None:
+            messages.found("stellar spectra", f"the course's files in {folder}")
             return data
-        if source == "files":
-            raise FileNotFoundError(
-                f"the course's spectra files {' and '.join(SPECTRA_FILES)} are not in {folder}; "
-                "copy them there (they come with the course material), or use "
+        if source == "files" or path is not None:
+            raise MissingFileError(
+                f"{owner}: the course's spectra files {' and '.join(SPECTRA_FILES)} are not in "
+                f"{folder}; copy them there (they come with the course material), or use "
                 "source='synthetic' for the stand-in")
-        warnings.warn(f"the course's spectra files are not in {folder}: using the synthetic "
-                      "stand-in make_stellar_spectra(seed) instead", stacklevel=2)
+        messages.standing_in(
+            "stellar spectra", f"using the synthetic stand-in make_stellar_spectra(seed="
+            f"{seed}); for the course's files, copy {' and '.join(SPECTRA_FILES)} into {folder}")
     return make_stellar_spectra(seed)

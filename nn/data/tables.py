@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import as_array
+from ..errors import ConfigError, DataError, ShapeError
+from ._args import shown as _shown
+from .download import file_error
 from .paths import bundled
 
 IRIS_CLASSES = ("setosa", "versicolor", "virginica")
@@ -27,12 +31,20 @@ def _read_table(name: str, n_rows: int, n_columns: int) -> np.ndarray:
     path = bundled(name)
     try:
         table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    except ValueError as exc:
-        raise ValueError(f"{path} is not a table of numbers ({exc}); the file is damaged, "
-                         "restore it from the repository") from exc
+    except OSError as exc:
+        raise file_error(path, exc) from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not a table of numbers ({exc}); the file is damaged, "
+                        "restore it from the repository") from exc
     if table.shape != (n_rows, n_columns):
-        raise ValueError(f"{path} should hold {n_rows} rows of {n_columns} numbers, found shape "
-                         f"{table.shape}; the file is damaged, restore it from the repository")
+        raise DataError(f"{path} should hold {n_rows} rows of {n_columns} numbers, found shape "
+                        f"{table.shape}; the file is damaged, restore it from the repository")
+    bad = np.argwhere(~np.isfinite(table))
+    if len(bad):
+        row, column = (int(i) for i in bad[0])
+        raise DataError(f"{path} holds {_shown(table[row, column])} at row {row + 1}, column "
+                        f"{column + 1} (NaN and inf are refused); the file is damaged, restore "
+                        "it from the repository")
     return table
 
 
@@ -40,9 +52,9 @@ def _class_ids(name: str, column: np.ndarray, first: int, n_classes: int) -> np.
     """The class column as int64 ids ``0 .. n_classes-1`` (the file stores ``first ..``)."""
     ids = column - first
     if not np.all((ids == np.round(ids)) & (ids >= 0) & (ids < n_classes)):
-        raise ValueError(f"{name}: the class column should hold integers {first}..."
-                         f"{first + n_classes - 1}; the file is damaged, restore it from the "
-                         "repository")
+        raise DataError(f"{name}: the class column should hold integers {first}..."
+                        f"{first + n_classes - 1}; the file is damaged, restore it from the "
+                        "repository")
     return ids.astype(np.int64)
 
 
@@ -92,14 +104,30 @@ def load_wine():
 
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float64) -> np.ndarray:
-    """Class ids ``(N,)`` as one-hot rows ``(N, n_classes)``."""
-    y = np.asarray(y)
+    """Class ids ``(N,)`` (integers) as one-hot rows ``(N, n_classes)``."""
+    y = as_array(y, "y", "one_hot", kinds="iufb")
     if y.ndim != 1 or y.dtype.kind not in "iu":
-        raise ValueError(f"one_hot: expected integer class ids of shape (N,), got {y.dtype} {y.shape}")
+        hint = ("; for one column, pass y.ravel()" if y.ndim == 2 and y.shape[1:] == (1,) else
+                "; convert whole-number floats with y.astype(np.int64)" if y.dtype.kind == "f"
+                else "")
+        error = ShapeError if y.ndim != 1 else DataError
+        raise error(f"one_hot: expected integer class ids of shape (N,), got {y.dtype} "
+                    f"{y.shape}{hint}")
+    if n_classes is not None and (isinstance(n_classes, bool)
+                                  or not isinstance(n_classes, (int, np.integer))
+                                  or n_classes < 0):
+        raise ConfigError(f"one_hot: n_classes must be an int >= 0 or None, got {n_classes!r}")
     if n_classes is None:
         n_classes = int(y.max()) + 1 if y.size else 0
     if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"one_hot: class ids must lie in [0, {n_classes}), got {y.min()}..{y.max()}")
+        raise DataError(f"one_hot: class ids must lie in [0, {n_classes}), got "
+                        f"{y.min()}..{y.max()}")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "fiu":
+        raise ConfigError("one_hot: dtype must be a number type such as np.float32")
     out = np.zeros((y.size, n_classes), dtype=dtype)
     out[np.arange(y.size), y] = 1
     return out
