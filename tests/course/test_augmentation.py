@@ -56,6 +56,15 @@ def test_pipeline_keeps_shape_type_range_and_labels(module):
 
 
 @pytest.mark.student("augmentation_pipeline")
+def test_pipeline_takes_a_batch_of_one(module):
+    x, y = images(1)
+    out, labels = module.augmentation_pipeline(seed=4)(x, y)
+    assert out.shape == (1, 1, 28, 28) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    np.testing.assert_array_equal(labels, y)
+
+
+@pytest.mark.student("augmentation_pipeline")
 def test_pipeline_is_repeatable_with_a_seed(module):
     x, y = images(32)
     first, _ = module.augmentation_pipeline(seed=7)(x, y)
@@ -136,6 +145,21 @@ def test_accuracy_curves_measure_clean_training_images(module):
         assert all(len(curves[k]) == 2 for k in ("train", "fit_train", "test"))
         assert curves["train"][-1] == pytest.approx(net.evaluate(*train)["accuracy"])
         assert curves["test"][-1] == pytest.approx(net.evaluate(*test)["accuracy"])
+
+
+@pytest.mark.student("accuracy_curves")
+def test_accuracy_curves_one_epoch_without_augmentation(module):
+    """One epoch, no augmentation, a last batch smaller than the others (30 = 8 + 8 + 8 + 6)."""
+    x, y = sample("train")
+    x_test, y_test = sample("test")
+    train, test = (x[:30], y[:30]), (x_test[:20], y_test[:20])
+    with nn.backends.using("numpy", "fp32", seed=1):
+        net = module.small_cnn()
+        curves = module.accuracy_curves(net, train, test, 1, Adam(1e-3), seed=1, batch_size=8)
+        assert all(len(curves[k]) == 1 for k in ("train", "fit_train", "test"))
+        assert curves["train"][0] == pytest.approx(net.evaluate(*train)["accuracy"])
+        assert curves["test"][0] == pytest.approx(net.evaluate(*test)["accuracy"])
+        assert 0.0 <= curves["fit_train"][0] <= 1.0
 
 
 # -- the experiment on the bundled sample ----------------------------------------------------

@@ -144,7 +144,14 @@ def test_gaussian_kernel(module, size, sigma):
 
 
 # -- classic_kernels -------------------------------------------------------------------------------
-NAMES = ("sharpen", "gaussian blur", "edges", "sobel x", "emboss")
+NAMES = ("sharpen", "gaussian blur", "edge detector", "axis elevation", "sobel x", "emboss")
+# the matrices of the slides' "Filter effect examples" (000_b388954048d25251.txt)
+SLIDES = {
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]]),
+    "gaussian blur": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16,
+    "edge detector": np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
+    "axis elevation": np.array([[-1, -1, -1], [0, 0, 0], [1, 1, 1]]),
+}
 
 
 def ramp(axis, shape=(9, 10)):
@@ -152,43 +159,55 @@ def ramp(axis, shape=(9, 10)):
     return np.indices(shape, dtype=np.float64)[axis] + 3.0
 
 
-@pytest.mark.student("classic_kernels")
-def test_classic_kernels_are_named_odd_square_arrays(module):
+def kernel(module, name):
     kernels = module.classic_kernels()
-    assert set(NAMES) <= set(kernels), f"missing kernels: {sorted(set(NAMES) - set(kernels))}"
-    for name in NAMES:
-        k = np.asarray(kernels[name])
-        assert k.ndim == 2 and k.shape[0] == k.shape[1] and k.shape[0] % 2 == 1, \
-            f"{name}: shape {k.shape}, expected an odd square kernel"
-    assert np.asarray(kernels["gaussian blur"]).shape == (5, 5)
+    assert name in kernels, f"classic_kernels() has no {name!r}: keys {sorted(kernels)}"
+    k = np.asarray(kernels[name], dtype=np.float64)
+    assert k.shape == (3, 3), f"{name}: shape {k.shape}, expected (3, 3)"
+    return k
+
+
+@pytest.mark.student("classic_kernels")
+@pytest.mark.parametrize("name", sorted(SLIDES))
+def test_classic_kernels_are_the_slides_matrices(module, name):
+    np.testing.assert_allclose(kernel(module, name), SLIDES[name], rtol=1e-12, atol=1e-12,
+                               err_msg=f"{name}: not the slides' matrix (Filter effect examples)")
 
 
 @pytest.mark.student("classic_kernels")
 def test_classic_kernels_on_flat_images(module):
     """Sum 1 keeps a flat image, sum 0 sends it to 0."""
     flat = np.full((8, 8), 0.7)
-    kernels = module.classic_kernels()
-    for name, total in (("sharpen", 1), ("gaussian blur", 1), ("emboss", 1), ("edges", 0), ("sobel x", 0)):
-        k = np.asarray(kernels[name], dtype=np.float64)
+    for name, total in (("sharpen", 1), ("gaussian blur", 1), ("emboss", 1), ("edge detector", 0),
+                        ("axis elevation", 0), ("sobel x", 0)):
+        k = kernel(module, name)
         np.testing.assert_allclose(k.sum(), total, atol=1e-12, err_msg=f"{name}: sum of the weights")
         y = naive_correlate(flat, k, 1, 0)
         np.testing.assert_allclose(y, 0.7 * total, atol=1e-12, err_msg=f"{name} on a flat image")
-    blur = np.asarray(kernels["gaussian blur"])
-    assert blur.min() > 0 and blur[2, 2] == blur.max(), "a blur: positive weights, largest at the centre"
-    sharpen = np.asarray(kernels["sharpen"])
-    assert sharpen[1, 1] > 1 and sharpen.min() < 0, "sharpen: centre > 1, negative neighbours"
 
 
 @pytest.mark.student("classic_kernels")
-def test_edge_kernels_on_ramps(module):
-    kernels = module.classic_kernels()
-    lap, sobel = np.asarray(kernels["edges"]), np.asarray(kernels["sobel x"])
+def test_edge_detector_ignores_ramps_and_sees_a_point(module):
+    edge = kernel(module, "edge detector")
     for axis in (0, 1):
-        np.testing.assert_allclose(naive_correlate(ramp(axis), lap, 1, 0), 0, atol=1e-12,
-                                   err_msg="the Laplacian is 0 on a linear ramp")
-    step = np.zeros((7, 8))
-    step[:, 4:] = 1.0
-    assert naive_correlate(step, lap, 1, 0).std() > 0, "the Laplacian sees an edge"
+        np.testing.assert_allclose(naive_correlate(ramp(axis), edge, 1, 0), 0, atol=1e-12,
+                                   err_msg="the edge detector is 0 on a linear ramp")
+    point = np.zeros((5, 5))
+    point[2, 2] = 1.0
+    y = naive_correlate(point, edge, 1, 1)
+    assert y[2, 2] == 8 and np.all(y[1:4, 1:4][np.arange(9).reshape(3, 3) != 4] == -1), \
+        "a lone bright pixel: 8 at its place, -1 around it"
+
+
+@pytest.mark.student("classic_kernels")
+def test_derivative_kernels_on_ramps(module):
+    """Axis elevation is a vertical derivative, Sobel x a horizontal one (under correlate2d)."""
+    elevation, sobel = kernel(module, "axis elevation"), kernel(module, "sobel x")
+    down = naive_correlate(ramp(0), elevation, 1, 0)
+    np.testing.assert_allclose(down, 6.0, rtol=1e-12,
+                               err_msg="axis elevation: +3 x (row below - row above) on a ramp")
+    np.testing.assert_allclose(naive_correlate(ramp(1), elevation, 1, 0), 0, atol=1e-12,
+                               err_msg="axis elevation does not see changes from left to right")
     right = naive_correlate(ramp(1), sobel, 1, 0)
     assert np.all(right > 0), "sobel x responds > 0 where the image gets brighter to the right"
     np.testing.assert_allclose(right, right.flat[0], rtol=1e-12)
@@ -198,11 +217,11 @@ def test_edge_kernels_on_ramps(module):
 
 @pytest.mark.student("classic_kernels")
 def test_emboss_is_an_image_plus_an_antisymmetric_relief(module):
-    k = np.asarray(module.classic_kernels()["emboss"], dtype=np.float64)
-    c = k.shape[0] // 2
+    k = kernel(module, "emboss")
     relief = k.copy()
-    relief[c, c] -= 1.0
+    relief[1, 1] -= 1.0
     np.testing.assert_allclose(relief, -relief[::-1, ::-1], atol=1e-12,
                                err_msg="emboss = identity + a kernel that turns into its opposite "
                                        "when rotated by 180 degrees (a derivative along an axis)")
     assert np.abs(relief).sum() > 0
+    assert relief[0, 0] < 0 < relief[2, 2], "the relief rises towards the bottom-right corner"

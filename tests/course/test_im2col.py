@@ -42,6 +42,22 @@ def test_conv_output_size(module):
                                              f"padding {padding}: {got}, expected {expected}")
 
 
+@pytest.mark.student("conv_output_size")
+@pytest.mark.parametrize("args, expected", [
+    ((28, 5, 1, 2), 28),        # LeNet's first convolution keeps the size
+    ((14, 5, 1, 0), 10),        # the slide: Size_output = Size_input - Size_kernel + 1
+    ((28, 2, 2, 0), 14),        # a 2x2 pooling halves
+    ((7, 3, 3, 1), 3),          # stride 3: the last padded pixel is in no window
+    ((5, 1, 4, 0), 2),          # stride larger than the kernel: pixels skipped
+    ((4, 4, 1, 0), 1),          # one window: the whole axis
+    ((3, 5, 1, 0), -1),         # the window does not fit
+])
+def test_conv_output_size_examples(module, args, expected):
+    got = module.conv_output_size(*args)
+    assert got == expected, f"conv_output_size{args} = {got}, expected {expected}"
+    assert isinstance(got, (int, np.integer)), f"an int, not {type(got).__name__}"
+
+
 @pytest.mark.student("im2col")
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_im2col_equals_nn(module, case):
@@ -102,3 +118,34 @@ def test_col2im_counts_the_windows_covering_each_pixel(module):
     count = np.asarray(module.col2im(module.im2col(ones, 3, 3), ones.shape, 3, 3))[0, 0]
     edge = np.array([1, 2, 3, 2, 1])
     np.testing.assert_array_equal(count, np.outer(edge, edge))
+
+
+# -- conv2d_im2col ---------------------------------------------------------------------------
+@pytest.mark.student("conv2d_im2col")
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_conv2d_im2col_equals_the_loops(module, case):
+    shape, (kh, kw), stride, padding = case
+    rng = np.random.default_rng(200 + sum(shape))
+    x, O = rng.standard_normal(shape), 3
+    W, b = rng.standard_normal((O, shape[1], kh, kw)), rng.standard_normal(O)
+    y = np.asarray(module.conv2d_im2col(x, W, b, stride=stride, padding=padding))
+    expected = module.conv_loops(x, W, b, stride=stride, padding=padding)
+    assert y.shape == expected.shape, f"y of shape {y.shape}, expected (N, O, OH, OW) = {expected.shape}"
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.student("conv2d_im2col")
+def test_conv2d_im2col_equals_nn_conv2d_on_one_image(module):
+    """A batch of one, stride 2, a non-square kernel: the same as nn's layer."""
+    import nn
+    from nn.layers import Conv2D
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 2, 9, 7))
+    with nn.backends.using("numpy", "fp64"):
+        conv = Conv2D(2, 4, (3, 2), stride=2, padding=1)
+        conv.params["b"] = rng.standard_normal(4)
+        expected = conv.forward(x)
+        W, b = conv.params["W"], conv.params["b"]
+    y = np.asarray(module.conv2d_im2col(x, W, b, stride=2, padding=1))
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)

@@ -1,12 +1,15 @@
 """The inside practical: filters shown with 0 at mid-grey, activation maps (the forward
-through the first layers), and occlusion maps checked on hand-made networks whose answer is
-known."""
+through the first layers), occlusion maps checked on hand-made networks whose answer is
+known, the input gradient of a class score (gradient-checked in float64) and activation
+maximisation (its fixed point on a linear layer, the effect of jitter and of the penalty)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+import nn
 from nn import Network
+from nn.gradcheck import numerical_gradient, rel_error
 from nn.layers import (Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2D)
 from nn.losses import SoftmaxCrossEntropy
 
@@ -41,6 +44,15 @@ def test_normalise_filters_keeps_zero_at_mid_grey(module):
         assert np.isclose(np.abs(out[o] - 0.5).max(), 0.5), "each filter uses the full range"
     np.testing.assert_array_equal(out[3], 0.5)
     assert out[2].min() >= 0.5, "0 must stay at mid-grey, not be stretched to black"
+
+
+@pytest.mark.student("normalise_filters")
+def test_normalise_filters_single_weight_and_negative_filters(module):
+    W = np.array([[[[-3.0]]], [[[2.0]]]])                 # two 1x1 filters of one channel
+    np.testing.assert_allclose(np.asarray(module.normalise_filters(W)).ravel(), [0.0, 1.0], atol=1e-12)
+    W = -np.abs(np.random.default_rng(1).normal(size=(1, 2, 3, 3))) - 0.1
+    out = np.asarray(module.normalise_filters(W))
+    assert out.max() <= 0.5 and np.isclose(out.min(), 0.0), "negative weights go below mid-grey"
 
 
 # -- activation_maps -------------------------------------------------------------------------
@@ -205,3 +217,125 @@ def test_occlusion_map_sends_the_occluded_images_in_batches(module):
     assert np.shape(drop) == (18, 18)
     assert len(record.batches) <= 3, (f"{len(record.batches)} forward passes for 324 occluded images: "
                                 "stack them and call net.predict(images, batch_size=...) once")
+
+
+# -- input_gradient ----------------------------------------------------------------------------
+def away_from_kinks(shape, seed):
+    """Images whose values are spread out enough that a finite-difference step of 1e-5 never
+    flips a leaky ReLU or changes the winner of a max-pool window (checked by the test)."""
+    return np.random.default_rng(seed).uniform(-1, 1, shape)
+
+
+def fp64_cnn(seed, channels=1, size=8, n_classes=4):
+    rng = np.random.default_rng(seed)
+    net = Network([Conv2D(channels, 3, 3, padding=1), LeakyReLU(0.1), MaxPool2D(2),
+                   Conv2D(3, 4, 3, padding=1), LeakyReLU(0.1), Dropout(0.5), Flatten(),
+                   Dense(4 * (size // 2) ** 2, n_classes)], SoftmaxCrossEntropy())
+    for layer, name in net.parameters():
+        layer.params[name] = rng.normal(0, 0.5, layer.params[name].shape)
+    return net
+
+
+@pytest.mark.student("input_gradient")
+@pytest.mark.parametrize("batch, channels, size, labels", [(1, 1, 8, [2]), (3, 2, 6, [0, 3, 3])])
+def test_input_gradient_matches_finite_differences_in_fp64(module, report, batch, channels, size, labels):
+    with nn.backends.using("numpy", "fp64", seed=0):
+        net = fp64_cnn(seed=batch, channels=channels, size=size)
+        x = away_from_kinks((batch, channels, size, size), seed=size)
+        grad = np.asarray(module.input_gradient(net, x, np.array(labels)))
+        assert grad.shape == x.shape, f"gradient of shape {grad.shape}, expected {x.shape}"
+
+        def score(v):
+            return float(np.sum(np.asarray(net.predict(v))[np.arange(batch), labels]))
+
+        numeric = numerical_gradient(score, x.copy())
+    err = rel_error(grad, numeric)
+    report(rel_error=err, limit=1e-6)
+    assert err < 1e-6, f"relative error {err:.2e} against finite differences of the class scores"
+
+
+@pytest.mark.student("input_gradient")
+def test_input_gradient_of_a_linear_classifier_is_its_weights(module):
+    """z = x W + b: the gradient of z_c with respect to x is the column c of W, for every
+    image, whatever the image; and the weights are left unchanged."""
+    rng = np.random.default_rng(3)
+    dense = Dense(2 * 3 * 4, 5)
+    W = rng.normal(size=(24, 5))
+    dense.params = {"W": W.copy(), "b": rng.normal(size=5)}
+    with nn.backends.using("numpy", "fp64"):
+        net = Network([Flatten(), dense], SoftmaxCrossEntropy())
+        x = rng.normal(size=(4, 2, 3, 4))
+        labels = np.array([4, 0, 4, 2])
+        grad = np.asarray(module.input_gradient(net, x, labels))
+    np.testing.assert_allclose(grad.reshape(4, -1), W[:, labels].T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(dense.params["W"], W, err_msg="the network must not be trained")
+
+
+# -- maximise_filter -----------------------------------------------------------------------------
+def linear_conv(seed, channels=2, size=7):
+    """One convolution and nothing else: its channel means are linear in the image."""
+    rng = np.random.default_rng(seed)
+    conv = Conv2D(channels, 3, 3, padding=1)
+    conv.params = {"W": rng.normal(size=(3, channels, 3, 3)), "b": rng.normal(size=3)}
+    return Network([conv, LeakyReLU(0.1), Flatten()], SoftmaxCrossEntropy()), conv
+
+
+@pytest.mark.student("maximise_filter")
+@pytest.mark.parametrize("channel, shape", [(0, (2, 7, 7)), (2, (1, 5, 6))])
+def test_maximise_filter_reaches_the_optimum_of_a_linear_layer(module, report, channel, shape):
+    """Without jitter, ascent on mean(a[channel]) - l2/2 |x|^2 for a linear layer (n_layers=1)
+    converges to x* = g / l2, g the (constant) gradient of the channel's mean."""
+    net, conv = linear_conv(seed=channel, channels=shape[0], size=shape[1])
+    with nn.backends.using("numpy", "fp64"):
+        x0 = np.random.default_rng(9).normal(size=shape)
+        g = numerical_gradient(lambda v: float(np.mean(conv.forward(v[None])[0, channel])), x0.copy())
+        W_before = conv.params["W"].copy()
+        image = np.asarray(module.maximise_filter(net, 1, channel, shape, steps=60, lr=5.0, l2=0.1,
+                                                  jitter=0, rng=np.random.default_rng(0)))
+    assert image.shape == shape
+    err = rel_error(image, g / 0.1)
+    report(rel_error=err, limit=1e-6)
+    assert err < 1e-6, f"relative error {err:.2e} from the optimum gradient / l2"
+    np.testing.assert_array_equal(conv.params["W"], W_before, err_msg="the network must not change")
+
+
+@pytest.mark.student("maximise_filter")
+def test_maximise_filter_starts_from_x0(module):
+    """Zero steps give x0 back; one step without penalty moves it by lr times the gradient."""
+    net, conv = linear_conv(seed=4)
+    x0 = np.random.default_rng(1).normal(size=(2, 7, 7))
+    with nn.backends.using("numpy", "fp64"):
+        same = np.asarray(module.maximise_filter(net, 1, 1, x0.shape, steps=0, jitter=0, x0=x0))
+        np.testing.assert_allclose(same, x0, rtol=1e-12)
+        g = numerical_gradient(lambda v: float(np.mean(conv.forward(v[None])[0, 1])), x0.copy())
+        one = np.asarray(module.maximise_filter(net, 1, 1, x0.shape, steps=1, lr=0.5, l2=0.0,
+                                                jitter=0, x0=x0))
+    np.testing.assert_allclose(one, x0 + 0.5 * g, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.student("maximise_filter")
+@pytest.mark.parametrize("n_layers, channel", [(2, 1), (5, 3), (8, 2)])
+def test_maximise_filter_excites_its_filter_with_jitter(module, n_layers, channel):
+    """On a small CNN, with jitter: the image excites its channel more than 50 random images
+    of the same spread and more than a blank image; the same rng seed gives the same image,
+    another seed another one."""
+    with nn.backends.using("numpy", "fp64", seed=0):
+        net = fp64_cnn(seed=5, channels=1, size=8, n_classes=4)
+        args = dict(steps=150, lr=2.0, l2=0.05, jitter=1)
+        image = np.asarray(module.maximise_filter(net, n_layers, channel, (1, 8, 8),
+                                                  rng=np.random.default_rng(1), **args))
+        again = np.asarray(module.maximise_filter(net, n_layers, channel, (1, 8, 8),
+                                                  rng=np.random.default_rng(1), **args))
+        other = np.asarray(module.maximise_filter(net, n_layers, channel, (1, 8, 8),
+                                                  rng=np.random.default_rng(2), **args))
+        a = np.asarray(module.activation_maps(net, image[None], n_layers))[0]
+        noise = np.random.default_rng(3).normal(0, image.std(), (50, 1, 8, 8))
+        a_noise = np.asarray(module.activation_maps(net, noise, n_layers))
+        a_blank = np.asarray(module.activation_maps(net, np.zeros((1, 1, 8, 8)), n_layers))[0]
+    assert np.all(np.isfinite(image)) and image.std() > 0
+    np.testing.assert_array_equal(image, again, err_msg="shifts and start drawn from rng")
+    assert not np.allclose(image, other), "another seed, other shifts"
+    mean = a.reshape(a.shape[0], -1).mean(axis=1)
+    noise_mean = a_noise.reshape(50, a_noise.shape[1], -1).mean(axis=2)[:, channel]
+    assert mean[channel] > noise_mean.max(), "the image must excite its channel more than noise"
+    assert mean[channel] > a_blank[channel].mean(), "and more than a blank image"
