@@ -1,22 +1,35 @@
 """Convolutional networks: nn's training step and peak memory against PyTorch (CPU).
 
-Three measurements, each run by nn and, when PyTorch is installed, by PyTorch in the same
+Each measurement is run by nn and, when PyTorch is installed, by PyTorch in the same
 invocation (same thread count), so the ratios compare like with like:
 
-1. one training step (forward, backward, SGD update) of the course's LeNet-like network on
-   a batch of 64 1x28x28 float32 images;
-2. one training step of a 1D network on a batch of 32 spectra of 3753 bins;
-3. the peak memory of forward + backward for a batch of 256 3x128x128 images through
+1. one training step (forward, backward, SGD update), float32, of
+   - the course's LeNet-like network, batch 64 of 1x28x28;
+   - a 1D network on spectra, batch 32 of 3753 bins;
+   - a VGG-ish classifier, batch 32 of 3x64x64 (3x3 convolutions 3 -> 32 -> 64 -> 128 with
+     max-pools, global average pooling, dense 10);
+   - a 3D network, batch 8 of 1x32x32x32 (two Conv3D k3 p1 with MaxPool3D 2, dense 2);
+   - a decoder, batch 64 (Dense -> two ConvTranspose2D k4 s2 p1);
+   - the LeNet-like network with BatchNorm, and with GroupNorm, after each convolution;
+2. inference (``predict``) of the LeNet-like network, batch 256;
+3. nn's emulated mixed precision against nn's own fp32, LeNet-like step;
+4. the peak memory of forward + backward for a batch of 256 3x128x128 images through
    conv 3x3 -> 16 (pad 1), leaky ReLU, conv 3x3 -> 32 (pad 1). Each framework runs in a fresh
    child process; the figure is its peak resident memory minus the resident memory just
    before the pass (inputs allocated, libraries imported).
 
 It then prints where nn's time goes, layer by layer (forward and backward).
 
-    python benchmarks/conv.py [--steps 30] [--repeat 5] [--no-memory] [--no-profile] [--no-numba]
+    python benchmarks/conv.py [--steps 30] [--repeat 5] [--only NAME ...] [--no-memory]
+                              [--no-profile] [--no-numba]
 
-``--no-numba`` runs col2im and max-pooling as NumPy strided slices instead of numba kernels,
-to see what the kernels bring.
+``--no-numba`` runs col2im, max-pooling and the normalisation layers as NumPy array code
+instead of numba kernels, to see what the kernels bring.
+
+The benchmark prints the BLAS library and the kernel it runs (threadpoolctl, when installed)
+and both frameworks' thread counts. Where ``OPENBLAS_CORETYPE`` is set (it forces older BLAS
+kernels on some machines), it runs itself again without it and says so; ``--keep-coretype``
+measures with it.
 """
 from __future__ import annotations
 
@@ -30,9 +43,10 @@ import time
 import numpy as np
 
 import nn
-from nn.layers import (Conv1D, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool1D,
-                       MaxPool2D)
-from nn.losses import SoftmaxCrossEntropy
+from nn.layers import (BatchNorm, Conv1D, Conv2D, Conv3D, ConvTranspose2D, Dense, Dropout,
+                       Flatten, GlobalAvgPool, GroupNorm, LeakyReLU, MaxPool1D, MaxPool2D,
+                       MaxPool3D, ReLU, Unflatten)
+from nn.losses import MSE, SoftmaxCrossEntropy
 from nn.optim import SGD
 from nn.training import Trainer
 
@@ -78,6 +92,76 @@ def spectra_torch(torch):
                         t.Flatten(), t.Linear(SPECTRA_FLAT, 7))
 
 
+def vgg_nn():
+    return nn.Network([
+        Conv2D(3, 32, 3, padding=1), ReLU(), MaxPool2D(2),
+        Conv2D(32, 64, 3, padding=1), ReLU(), MaxPool2D(2),
+        Conv2D(64, 128, 3, padding=1), ReLU(), GlobalAvgPool(), Dense(128, 10),
+    ], SoftmaxCrossEntropy())
+
+
+def vgg_torch(torch):
+    t = torch.nn
+    return t.Sequential(t.Conv2d(3, 32, 3, padding=1), t.ReLU(), t.MaxPool2d(2),
+                        t.Conv2d(32, 64, 3, padding=1), t.ReLU(), t.MaxPool2d(2),
+                        t.Conv2d(64, 128, 3, padding=1), t.ReLU(), t.AdaptiveAvgPool2d(1),
+                        t.Flatten(), t.Linear(128, 10))
+
+
+def cube_nn():
+    return nn.Network([
+        Conv3D(1, 8, 3, padding=1), ReLU(), MaxPool3D(2),
+        Conv3D(8, 16, 3, padding=1), ReLU(), MaxPool3D(2), Flatten(), Dense(16 * 8**3, 2),
+    ], SoftmaxCrossEntropy())
+
+
+def cube_torch(torch):
+    t = torch.nn
+    return t.Sequential(t.Conv3d(1, 8, 3, padding=1), t.ReLU(), t.MaxPool3d(2),
+                        t.Conv3d(8, 16, 3, padding=1), t.ReLU(), t.MaxPool3d(2), t.Flatten(),
+                        t.Linear(16 * 8**3, 2))
+
+
+def decoder_nn():
+    return nn.Network([
+        Dense(32, 64 * 7 * 7), ReLU(), Unflatten((64, 7, 7)),
+        ConvTranspose2D(64, 32, 4, stride=2, padding=1), ReLU(),
+        ConvTranspose2D(32, 1, 4, stride=2, padding=1)], MSE())
+
+
+def decoder_torch(torch):
+    t = torch.nn
+    return t.Sequential(t.Linear(32, 64 * 7 * 7), t.ReLU(), t.Unflatten(1, (64, 7, 7)),
+                        t.ConvTranspose2d(64, 32, 4, stride=2, padding=1), t.ReLU(),
+                        t.ConvTranspose2d(32, 1, 4, stride=2, padding=1))
+
+
+def normed_lenet_nn(kind):
+    def norm(c):
+        return BatchNorm(c) if kind == "batch" else GroupNorm(2, c)
+    return lambda: nn.Network([
+        Conv2D(1, 6, 5, padding=2), norm(6), LeakyReLU(0.1), MaxPool2D(2),
+        Conv2D(6, 16, 5), norm(16), LeakyReLU(0.1), MaxPool2D(2),
+        Conv2D(16, 48, 3), norm(48), LeakyReLU(0.1), Flatten(),
+        Dense(48 * 3 * 3, 1024), Dropout(0.5), Dense(1024, 256), Dropout(0.2), Dense(256, 10),
+    ], SoftmaxCrossEntropy())
+
+
+def normed_lenet_torch(kind):
+    def make(torch):
+        t = torch.nn
+
+        def norm(c):
+            return t.BatchNorm2d(c) if kind == "batch" else t.GroupNorm(2, c)
+        return t.Sequential(
+            t.Conv2d(1, 6, 5, padding=2), norm(6), t.LeakyReLU(0.1), t.MaxPool2d(2),
+            t.Conv2d(6, 16, 5), norm(16), t.LeakyReLU(0.1), t.MaxPool2d(2),
+            t.Conv2d(16, 48, 3), norm(48), t.LeakyReLU(0.1), t.Flatten(),
+            t.Linear(48 * 3 * 3, 1024), t.Dropout(0.5), t.Linear(1024, 256), t.Dropout(0.2),
+            t.Linear(256, 10))
+    return make
+
+
 def batch(shape, n_classes, seed=0):
     rng = np.random.default_rng(seed)
     return (rng.standard_normal(shape).astype(np.float32),
@@ -96,7 +180,7 @@ def nn_step_timer(net, x, y):
 def torch_step_timer(torch, model, x, y):
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    loss = torch.nn.CrossEntropyLoss()
+    loss = torch.nn.CrossEntropyLoss() if y.dtype == torch.int64 else torch.nn.MSELoss()
     model.train()
 
     def step():
@@ -119,14 +203,37 @@ def seconds_per_call(f, steps, repeat):
     return best
 
 
+STEPS = [  # name, nn network, torch network, batch shape, classes (None: regression target)
+    ("LeNet-like, 64x1x28x28", lenet_nn, lenet_torch, (64, 1, 28, 28), 10),
+    ("1D spectra, 32x1x3753", spectra_nn, spectra_torch, (32, 1, SPECTRA_BINS), 7),
+    ("VGG-ish, 32x3x64x64", vgg_nn, vgg_torch, (32, 3, 64, 64), 10),
+    ("3D conv, 8x1x32x32x32", cube_nn, cube_torch, (8, 1, 32, 32, 32), 2),
+    ("decoder, 64x32 -> 1x28x28", decoder_nn, decoder_torch, (64, 32), None),
+    ("LeNet-like + BatchNorm", normed_lenet_nn("batch"), normed_lenet_torch("batch"),
+     (64, 1, 28, 28), 10),
+    ("LeNet-like + GroupNorm", normed_lenet_nn("group"), normed_lenet_torch("group"),
+     (64, 1, 28, 28), 10),
+]
+
+
+def regression_batch(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape).astype(np.float32),
+            rng.standard_normal((shape[0], 1, 28, 28)).astype(np.float32))
+
+
+def selected(name, args):
+    return not args.only or any(word.lower() in name.lower() for word in args.only)
+
+
 def compare_steps(args, torch):
-    print(f"training step (forward + backward + SGD), float32, {threads()} threads")
+    print(f"training step (forward + backward + SGD), float32")
     print(f"{'network':<28}{'nn ms':>9}{'nn img/s':>10}{'torch ms':>10}{'torch img/s':>13}"
           f"{'nn / torch':>12}")
-    cases = [("LeNet-like, 64x1x28x28", lenet_nn, lenet_torch, (64, 1, 28, 28), 10),
-             ("1D spectra, 32x1x3753", spectra_nn, spectra_torch, (32, 1, SPECTRA_BINS), 7)]
-    for name, make_nn, make_torch, shape, n_classes in cases:
-        x, y = batch(shape, n_classes)
+    for name, make_nn, make_torch, shape, n_classes in STEPS:
+        if not selected(name, args):
+            continue
+        x, y = batch(shape, n_classes) if n_classes else regression_batch(shape)
         nn.use("numpy", "fp32", seed=0, numba=NUMBA)
         t_nn = seconds_per_call(nn_step_timer(make_nn(), x, y), args.steps, args.repeat)
         row = f"{name:<28}{t_nn * 1e3:9.2f}{shape[0] / t_nn:10.0f}"
@@ -135,7 +242,43 @@ def compare_steps(args, torch):
             t_torch = seconds_per_call(torch_step_timer(torch, make_torch(torch), x, y),
                                        args.steps, args.repeat)
             row += f"{t_torch * 1e3:10.2f}{shape[0] / t_torch:13.0f}{t_nn / t_torch:12.2f}"
-        print(row)
+        print(row, flush=True)
+
+
+def compare_inference(args, torch):
+    """``predict`` of the LeNet-like network on a batch of 256 (train=False, no gradient)."""
+    if not selected("predict", args):
+        return
+    x, _ = batch((256, 1, 28, 28), 10)
+    nn.use("numpy", "fp32", seed=0, numba=NUMBA)
+    net = lenet_nn()
+    t_nn = seconds_per_call(lambda: net.predict(x, batch_size=256), args.steps, args.repeat)
+    row = f"{'LeNet-like predict, 256':<28}{t_nn * 1e3:9.2f}{256 / t_nn:10.0f}"
+    if torch is not None:
+        model = lenet_torch(torch).eval()
+        tx = torch.from_numpy(x)
+
+        def infer():
+            with torch.inference_mode():
+                return model(tx).numpy()
+        t_torch = seconds_per_call(infer, args.steps, args.repeat)
+        row += f"{t_torch * 1e3:10.2f}{256 / t_torch:13.0f}{t_nn / t_torch:12.2f}"
+    print(f"\ninference (predict)\n{row}", flush=True)
+
+
+def compare_precisions(args):
+    """nn's emulated mixed precision against nn's own fp32, LeNet-like step."""
+    if not selected("mixed", args):
+        return
+    x, y = batch((64, 1, 28, 28), 10)
+    times = {}
+    for precision in ("fp32", "mixed"):
+        nn.use("numpy", precision, seed=0, numba=NUMBA)
+        times[precision] = seconds_per_call(nn_step_timer(lenet_nn(), x, y), max(3, args.steps // 5),
+                                            max(2, args.repeat // 2))
+    print(f"\nemulated mixed precision on the CPU, LeNet-like step: fp32 "
+          f"{times['fp32'] * 1e3:.1f} ms, mixed {times['mixed'] * 1e3:.1f} ms, mixed / fp32 "
+          f"{times['mixed'] / times['fp32']:.1f}", flush=True)
 
 
 # -- where the time goes --------------------------------------------------------------------------
@@ -231,6 +374,36 @@ def threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def rerun_without_coretype(args):
+    """``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) force older BLAS kernels: run again in a
+    process without them, unless asked to keep them."""
+    forced = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ]
+    if not forced or args.keep_coretype:
+        if forced:
+            print(f"(measuring with {', '.join(f'{k}={os.environ[k]}' for k in forced)} as set)")
+        return
+    env = {k: v for k, v in os.environ.items() if k not in forced}
+    print(f"({', '.join(forced)} set here: measuring in a process without them; "
+          "--keep-coretype measures with them)", flush=True)
+    sys.exit(subprocess.call([sys.executable, __file__, *sys.argv[1:]], env=env))
+
+
+def print_machine(torch):
+    """The BLAS library and its kernel, and the thread counts, where they can be read."""
+    try:
+        from threadpoolctl import threadpool_info
+        for pool in threadpool_info():
+            print(f"{pool.get('internal_api')} {pool.get('version')}: "
+                  f"{pool.get('architecture')} kernel, {pool.get('num_threads')} threads "
+                  f"({pool.get('filepath', '').split('/')[-1]})")
+    except ImportError:
+        print("(pip install threadpoolctl to see the BLAS library and its kernel)")
+    line = f"nn: NumPy {np.__version__}, {threads()} cores available"
+    if torch is not None:
+        line += f"; PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+    print(line, flush=True)
+
+
 def import_torch():
     try:
         import torch
@@ -249,6 +422,10 @@ def main(argv=None):
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-numba", action="store_true",
                         help="NumPy strided slices instead of the numba kernels")
+    parser.add_argument("--only", nargs="*", default=[],
+                        help="run only the workloads whose name contains one of these words")
+    parser.add_argument("--keep-coretype", action="store_true",
+                        help="measure with OPENBLAS_CORETYPE as set (default: run without it)")
     parser.add_argument("--memory-child", choices=["nn", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     global NUMBA
@@ -256,8 +433,12 @@ def main(argv=None):
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child)))
         return
+    rerun_without_coretype(args)
     torch = import_torch()
+    print_machine(torch)
     compare_steps(args, torch)
+    compare_inference(args, torch)
+    compare_precisions(args)
     if not args.no_memory:
         compare_memory(torch)
     if not args.no_profile:

@@ -232,3 +232,56 @@ def groupnorm_backward(dy, xhat, inv_sigma, W, dx, dW, db):  # pragma: no cover
                 w = W[g, k]
                 for l in range(L):
                     dx[n, g, k, l] = inv * (w * dy[n, g, k, l] - m1 - xhat[n, g, k, l] * m2)
+
+
+# -- float16 conversions (the "mixed" policy on the CPU) --------------------------------------------
+# NumPy converts float32 <-> float16 one element at a time in scalar C code (about 0.1 GB/s);
+# emulated mixed precision spends most of its time there. The kernels below do the same
+# rounding (IEEE round to nearest, ties to even, overflow to inf) with integer operations on
+# the bits, in one vectorisable pass; float16 -> float32 is a lookup in a table of the 65 536
+# float16 values. The tests compare them with NumPy's conversions bit for bit.
+@functools.lru_cache(maxsize=1)
+def half_table() -> np.ndarray:
+    """The float32 value of every float16 bit pattern (256 KiB, made once)."""
+    table = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+@numba.njit(cache=True, inline="always")
+def _half_bits(f):  # pragma: no cover (compiled)
+    """float16 bits of the float32 whose bits are ``f`` (an int64), rounded to nearest even."""
+    sign = (f >> 16) & 0x8000
+    f = f & 0x7FFFFFFF
+    if f >= 0x47800000:                        # |x| >= 65536, inf or NaN
+        o = 0x7E00 if f > 0x7F800000 else 0x7C00
+    elif f < 0x38800000:                       # |x| < 2**-14: a float16 subnormal, or 0
+        e = f >> 23
+        if e < 102:                            # |x| < 2**-25 rounds to 0
+            o = 0
+        else:                                  # the value in units of 2**-24, rounded
+            m = (f & 0x7FFFFF) | 0x800000
+            shift = 126 - e
+            o = m >> shift
+            rest = m & ((1 << shift) - 1)
+            half = 1 << (shift - 1)
+            if rest > half or (rest == half and (o & 1) == 1):
+                o += 1
+    else:                                      # normal: rebias the exponent, round the mantissa
+        f = f - (112 << 23) + 0xFFF + ((f >> 13) & 1)
+        o = f >> 13                            # a carry into the exponent gives 65520 -> inf
+    return o | sign
+
+
+@numba.njit(cache=True)
+def float_to_half(x, out):  # pragma: no cover (compiled)
+    """``out`` (uint16, the float16 bits) = ``x`` (float32 bits as uint32) rounded to float16."""
+    for i in range(x.size):
+        out[i] = _half_bits(np.int64(x[i]))
+
+
+@numba.njit(cache=True)
+def round_to_half(x, table, out):  # pragma: no cover (compiled)
+    """``out`` (float32) = the float32 ``x`` (as uint32 bits) rounded to float16, kept as float32."""
+    for i in range(x.size):
+        out[i] = table[_half_bits(np.int64(x[i]))]

@@ -62,11 +62,39 @@ class NumpyBackend(Backend):
     def matmul(self, a, b):
         if self.precision != "mixed":
             return np.matmul(a, b)
-        # round the operands to float16 (what is stored), then multiply in float32
-        a32 = a.astype(np.float16, copy=False).astype(np.float32)
-        b32 = b.astype(np.float16, copy=False).astype(np.float32)
+        # round the operands to float16 (what is stored), multiply in float32, round the
+        # result to float16: a tensor core's arithmetic
         with np.errstate(over="ignore"):
-            return np.matmul(a32, b32).astype(np.float16)
+            return self.to_half(np.matmul(self.half_as_float32(a), self.half_as_float32(b)))
+
+    # -- float16 conversions: numba kernels when they can run, NumPy's astype otherwise ---------
+    def to_half(self, a):
+        """``a`` rounded to float16 (ties to even, overflow to inf)."""
+        kernels = _kernels() if self.numba else None
+        if kernels is None or a.dtype != np.float32:
+            return a.astype(np.float16)
+        a = np.ascontiguousarray(a)
+        out = np.empty(a.shape, dtype=np.float16)
+        kernels.float_to_half(a.reshape(-1).view(np.uint32), out.reshape(-1).view(np.uint16))
+        return out
+
+    def half_as_float32(self, a):
+        """``a`` rounded to float16 and held in float32 (a matrix operand under "mixed")."""
+        kernels = _kernels() if self.numba else None
+        if kernels is None or a.dtype not in (np.float16, np.float32):
+            return a.astype(np.float16, copy=False).astype(np.float32)
+        table = kernels.half_table()
+        if a.dtype == np.float16:
+            return table[a.view(np.uint16)]          # exact: every float16 is a float32
+        a = np.ascontiguousarray(a)
+        out = np.empty(a.shape, dtype=np.float32)
+        kernels.round_to_half(a.reshape(-1).view(np.uint32), table, out.reshape(-1))
+        return out
+
+    def cast(self, a):
+        if self.mixed and a.dtype == np.float32:
+            return self.to_half(a)
+        return super().cast(a)
 
     def channel_sums(self, a):
         # a matrix-vector product with ones: one BLAS call, several times faster than NumPy's
@@ -86,7 +114,16 @@ class NumpyBackend(Backend):
             return kernels
         return None
 
+    def _float16_through_float32(self, *arrays) -> bool:
+        """float16 arrays with the kernels at hand: run the float32 kernel on their (exact)
+        float32 values and round the result once, as the GPU kernels do (they sum in float)."""
+        return (self.numba and _kernels() is not None
+                and all(a.dtype == np.float16 for a in arrays))
+
     def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
+        if self._float16_through_float32(cols):
+            return self.to_half(self.col2im(self.half_as_float32(cols), x_shape, kernel, stride,
+                                            padding, dilation))
         cpu_kernels = self._numba(cols)
         if cpu_kernels is None:
             return super().col2im(cols, x_shape, kernel, stride, padding, dilation)
@@ -99,6 +136,9 @@ class NumpyBackend(Backend):
         return unpad(np, xt.reshape(C, N, *padded), padding)
 
     def maxpool(self, x, kernel, stride):
+        if self._float16_through_float32(x):
+            y, argmax = self.maxpool(self.half_as_float32(x), kernel, stride)
+            return self.to_half(y), argmax           # exact: the maxima are float16 values
         cpu_kernels = self._numba(x)
         if cpu_kernels is None:
             return super().maxpool(x, kernel, stride)
@@ -113,6 +153,9 @@ class NumpyBackend(Backend):
         return y, argmax
 
     def maxpool_backward(self, dy, argmax, x_shape, kernel, stride):
+        if self._float16_through_float32(dy):
+            return self.to_half(self.maxpool_backward(self.half_as_float32(dy), argmax, x_shape,
+                                                      kernel, stride))
         cpu_kernels = self._numba(dy)
         if cpu_kernels is None:
             return super().maxpool_backward(dy, argmax, x_shape, kernel, stride)
