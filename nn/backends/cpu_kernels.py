@@ -285,3 +285,10 @@ def round_to_half(x, table, out):  # pragma: no cover (compiled)
     """``out`` (float32) = the float32 ``x`` (as uint32 bits) rounded to float16, kept as float32."""
     for i in range(x.size):
         out[i] = table[_half_bits(np.int64(x[i]))]
+
+
+@numba.njit(cache=True)
+def half_to_float(bits, table, out):  # pragma: no cover (compiled)
+    """``out`` (float32) = the float16 values whose bits are ``bits`` (uint16): a lookup."""
+    for i in range(bits.size):
+        out[i] = table[bits[i]]

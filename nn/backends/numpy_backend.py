@@ -84,11 +84,12 @@ class NumpyBackend(Backend):
         if kernels is None or a.dtype not in (np.float16, np.float32):
             return a.astype(np.float16, copy=False).astype(np.float32)
         table = kernels.half_table()
-        if a.dtype == np.float16:
-            return table[a.view(np.uint16)]          # exact: every float16 is a float32
         a = np.ascontiguousarray(a)
         out = np.empty(a.shape, dtype=np.float32)
-        kernels.round_to_half(a.reshape(-1).view(np.uint32), table, out.reshape(-1))
+        if a.dtype == np.float16:                    # exact: every float16 is a float32
+            kernels.half_to_float(a.reshape(-1).view(np.uint16), table, out.reshape(-1))
+        else:
+            kernels.round_to_half(a.reshape(-1).view(np.uint32), table, out.reshape(-1))
         return out
 
     def cast(self, a):

@@ -121,12 +121,10 @@ class LeakyReLU(Layer):
 
     def backward(self, dy):
         self._check_dy(dy, self.x.shape)
-        # dx = dy * (alpha + (1 - alpha) [x > 0]), in place on the mask
-        dx = (self.x > 0).astype(dy.dtype)
-        dx *= dy.dtype.type(1 - self.alpha)
-        dx += dy.dtype.type(self.alpha)
-        dx *= dy
-        return dx
+        xp = backends.current().xp
+        one, alpha = dy.dtype.type(1), dy.dtype.type(self.alpha)
+        slope = xp.where(self.x > 0, one, alpha)      # dy/dx: 1 or alpha
+        return xp.multiply(dy, slope, out=slope)      # dx = dy * slope
 
     def config(self):
         return {"alpha": self.alpha}
