@@ -1,6 +1,15 @@
 # %% [markdown]
 # # Detection metrics by hand: IoU, non-maximum suppression and average precision
 #
+# **What you will learn:** how detections are judged: the overlap of two boxes, the
+# suppression of duplicate detections, and the PASCAL VOC average precision (AP@50, mAP)
+# that the course's detectors report. **Estimated time:** 1.5 to 2 hours.
+#
+# The slides: `shared/course/001_597c6f3b4d88b483.txt`, "How to estimate box
+# « correctness » ?" (IoU), "Post-processing: Non Max Suppression" and "Detection
+# performance metric" / "The precision-recall curve" / "Per class AP and Mean AP"
+# (also in `004_3d9df880d40eb3ff.txt`).
+#
 # A detector answers "what is where": a list of boxes, each with a class and a score. To
 # judge it we need three tools, which you write here and then find in the library
 # (`nn.detection`):
@@ -37,7 +46,7 @@ def iou(box_a, box_b):
 
     Example: ``iou((0, 0, 2, 2), (1, 1, 3, 3)) = 1 / 7``.
     """
-    # BEGIN SOLUTION intersection width and height clipped at 0, then intersection / (area_a + area_b - intersection), as floats
+    # BEGIN SOLUTION ★ the overlap rectangle (its width and height never negative), its area, the union of the two areas, and their ratio, in floating point
     ax1, ay1, ax2, ay2 = (float(v) for v in box_a)
     bx1, by1, bx2, by2 = (float(v) for v in box_b)
     inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
@@ -50,12 +59,13 @@ def iou(box_a, box_b):
 def iou_matrix(a, b):
     """IoU of every box of ``a (n, 4)`` with every box of ``b (m, 4)``: an ``(n, m)`` array.
 
-    No Python loop: give ``a`` an axis of length 1 (``a[:, None, :]``) and ``b`` another
-    (``b[None, :, :]``), and NumPy broadcasts each operation over all the pairs.
+    No Python loop: ``a`` arrives with an axis of length 1 in the middle, ``b`` with one in
+    front, so NumPy broadcasts each operation over all the pairs. A pair of empty boxes
+    (union 0) has IoU 0.
     """
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)[:, None, :]
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)[None, :, :]
-    # BEGIN SOLUTION the same formula as iou() with np.minimum / np.maximum on a and b, broadcast to (n, m)
+    # BEGIN SOLUTION ★★ the same quantities as in iou, with element-wise minima and maxima that broadcast over all the pairs; guard the empty unions
     w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
     h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
     inter = w * h
@@ -69,9 +79,9 @@ def iou_matrix(a, b):
 def nms(boxes, scores, iou_threshold=0.5):
     """Greedy non-maximum suppression: indices of the kept boxes, highest score first.
 
-    Visit the boxes by descending score (``np.argsort(-scores, kind="stable")``: equal
-    scores keep their order); keep a box unless its IoU with a box kept before is above
-    ``iou_threshold``.
+    Visit the boxes by descending score (``order``, a stable sort: equal scores keep their
+    order); keep a box unless its IoU with a box kept before is above ``iou_threshold``
+    (strictly above: an IoU equal to the threshold is kept).
 
     Returns
     -------
@@ -79,7 +89,7 @@ def nms(boxes, scores, iou_threshold=0.5):
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    # BEGIN SOLUTION loop over order; keep i when iou_matrix(boxes[[i]], boxes[kept]) has nothing above the threshold
+    # BEGIN SOLUTION ★★ the greedy rule of the slides (NMS): visit the boxes by descending score, keep one when no kept box overlaps it above the threshold
     kept = []
     for i in order:
         if not kept or not (iou_matrix(boxes[[i]], boxes[kept]) > iou_threshold).any():
@@ -115,7 +125,7 @@ def match_detections(detections, targets, iou_threshold=0.5, difficult=None):
     taken = {k: np.zeros(len(v), dtype=bool) for k, v in targets.items()}
     order = np.argsort([-float(d[1]) for d in detections], kind="stable")
     scores, tp = [], []
-    # BEGIN SOLUTION for each detection in order: IoUs with its image's targets (none: FP), best target j = argmax, then the VOC rule
+    # BEGIN SOLUTION ★★★ for each detection by descending score, its best-overlapping target in its image, then the rule of the docstring (true positive, false positive or skipped)
     for k in order:
         image_id, score, box = detections[k]
         truth = np.asarray(targets.get(image_id, np.zeros((0, 4))), dtype=np.float64).reshape(-1, 4)
@@ -141,7 +151,7 @@ def precision_recall(tp, n_targets):
     true positives among the first ``k`` detections.
     """
     tp = np.asarray(tp, dtype=np.float64)
-    # BEGIN SOLUTION a cumulative sum of tp, divided by 1, 2, ..., k for the precision and by n_targets for the recall
+    # BEGIN SOLUTION ★ the running count of true positives, divided by the number of detections so far and by the number of targets
     cumulative = np.cumsum(tp)
     precision = cumulative / np.arange(1, len(tp) + 1)
     recall = cumulative / n_targets
@@ -159,7 +169,7 @@ def interpolated_ap(precision, recall):
     """
     r = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
     p = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
-    # BEGIN SOLUTION running maximum of p from the end (np.maximum.accumulate on p[::-1]), then the sum of (r[i+1] - r[i]) * p[i+1]
+    # BEGIN SOLUTION ★★ the envelope (a running maximum taken from the high recalls down), then the area of the steps where the recall grows
     p = np.maximum.accumulate(p[::-1])[::-1]
     steps = np.flatnonzero(r[1:] != r[:-1])
     ap = float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
@@ -217,7 +227,8 @@ if __name__ == "__main__":
     raw = noisy_detector(targets, rng)
     print(f"{len(raw)} raw detections for {sum(len(t['boxes']) for t in targets)} sources")
 
-    # %%
+# %%
+if __name__ == "__main__":
     # NMS per image and class, by hand and by the library
     detections = []
     for image_id in range(len(images)):
@@ -230,7 +241,8 @@ if __name__ == "__main__":
             detections += [mine[k] for k in kept]
     print(f"{len(detections)} detections after NMS (the library keeps the same ones)")
 
-    # %%
+# %%
+if __name__ == "__main__":
     # AP per class, sources fainter than 5 sigma difficult
     aps = []
     for c, name in enumerate(RADIO_CLASSES):
@@ -251,7 +263,8 @@ if __name__ == "__main__":
     print(f"mAP@50 {np.mean(aps):.4f}")
     show(fig, "precision_recall")
 
-    # %%
+# %%
+if __name__ == "__main__":
     before = [d for d in raw if d[0] == 0]
     after = [d for d in detections if d[0] == 0]
     import matplotlib.pyplot as plt

@@ -55,6 +55,30 @@ def test_iou_by_hand_values(module, report):
     assert module.iou((3, 3, 3, 3), (3, 3, 3, 3)) == 0.0, "two empty boxes: 0, not a division by 0"
 
 
+@pytest.mark.student("iou")
+def test_iou_edge_cases(module):
+    """Boxes touching at a corner, one inside the other, a box on the image border (x1 = 0)
+    with a degenerate (zero-width) box, and numpy integer inputs."""
+    assert module.iou((0, 0, 5, 5), (5, 5, 9, 9)) == 0.0, "a shared corner has no area"
+    assert module.iou((0, 0, 10, 10), (2, 2, 7, 7)) == pytest.approx(25 / 100)
+    assert module.iou((0, 0, 4, 4), (0, 1, 0, 3)) == 0.0, "a zero-width box overlaps nothing"
+    value = module.iou(np.array([0, 0, 3, 3]), np.array([1, 0, 4, 3]))
+    assert isinstance(value, float) and value == pytest.approx(6 / 12)
+
+
+@pytest.mark.student("iou_matrix")
+def test_iou_matrix_edge_cases(module):
+    """No box on one side, identical boxes, boxes touching the border of the image."""
+    a = np.array([[0.0, 0.0, 10.0, 10.0], [0.0, 5.0, 4.0, 15.0]])
+    assert np.asarray(module.iou_matrix(a, np.zeros((0, 4)))).shape == (2, 0)
+    m = np.asarray(module.iou_matrix(a, a))
+    np.testing.assert_allclose(np.diag(m), 1.0)
+    np.testing.assert_allclose(m, m.T)
+    np.testing.assert_allclose(m[0, 1], 20 / (100 + 40 - 20))
+    empty = np.array([[3.0, 3.0, 3.0, 3.0]])
+    np.testing.assert_array_equal(module.iou_matrix(empty, empty), [[0.0]])
+
+
 @pytest.mark.student("iou_matrix")
 @pytest.mark.parametrize("n, m", [(1, 1), (4, 7), (9, 3)])
 def test_iou_matrix_matches_the_library(module, report, n, m):
@@ -115,6 +139,26 @@ def test_precision_recall_values(module):
     precision, recall = module.precision_recall([True, False, True, False, True], 3)
     np.testing.assert_allclose(precision, [1, 1 / 2, 2 / 3, 2 / 4, 3 / 5])
     np.testing.assert_allclose(recall, [1 / 3, 1 / 3, 2 / 3, 2 / 3, 1])
+
+
+@pytest.mark.student("precision_recall")
+def test_precision_recall_edge_cases(module):
+    """Only false positives; a single detection; more targets than detections."""
+    precision, recall = module.precision_recall([False, False], 4)
+    np.testing.assert_array_equal(precision, [0, 0])
+    np.testing.assert_array_equal(recall, [0, 0])
+    precision, recall = module.precision_recall([True], 1)
+    np.testing.assert_allclose([precision[0], recall[0]], [1, 1])
+    precision, recall = module.precision_recall(np.array([True, True]), 5)
+    np.testing.assert_allclose(recall, [0.2, 0.4])
+
+
+@pytest.mark.student("interpolated_ap")
+def test_interpolated_ap_edge_cases(module):
+    """A perfect detector, a detector that finds half the targets, no detection."""
+    assert module.interpolated_ap([1.0, 1.0], [0.5, 1.0]) == pytest.approx(1.0)
+    assert module.interpolated_ap([1.0, 0.5], [0.5, 0.5]) == pytest.approx(0.5)
+    assert module.interpolated_ap([], []) == 0.0
 
 
 @pytest.mark.student("interpolated_ap")

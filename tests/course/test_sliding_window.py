@@ -31,6 +31,28 @@ def test_extract_windows(module, shape, size, stride):
     assert windows[len(xs) + 1][size // 2, size // 2] == image[y, x]
 
 
+@pytest.mark.student("extract_windows")
+def test_extract_windows_edge_cases(module):
+    """A stride larger than the image: one window, at the corner, half in the padding."""
+    image = np.arange(35, dtype=np.float32).reshape(5, 7) + 1
+    windows, centres = module.extract_windows(image, 4, 10)
+    assert np.asarray(windows).shape == (1, 4, 4)
+    np.testing.assert_array_equal(np.asarray(centres), [[0, 0]])
+    np.testing.assert_array_equal(windows[0][:2], 0), "the top rows are padding"
+    np.testing.assert_array_equal(windows[0][2:, 2:], image[:2, :2])
+
+
+@pytest.mark.student("hits_to_detections")
+def test_hits_to_detections_on_the_border_and_ties(module):
+    """A hit centred on the image corner gives a box that sticks out of it; a tie between
+    point and extended goes to point; a single window."""
+    probs = np.array([[0.0, 0.5, 0.5]])
+    boxes, scores, classes = module.hits_to_detections(probs, np.array([[0.0, 0.0]]),
+                                                       BOX_SIZES, 0.5)
+    np.testing.assert_allclose(boxes, [[-3, -3, 3, 3]])
+    assert np.asarray(classes).tolist() == [0] and np.asarray(scores).tolist() == [0.5]
+
+
 @pytest.mark.student("hits_to_detections")
 def test_hits_to_detections(module):
     probs = np.array([[0.9, 0.05, 0.05],     # background: no hit
