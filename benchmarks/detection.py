@@ -4,13 +4,15 @@
    10 to 100 pixels over a 1000 x 1000 image: few overlap, most are kept, the worst case for
    the greedy loop) and *clustered* (10 jittered candidates around each of 1,000 objects,
    what a detector outputs before NMS). Timed in the same process: nn's ``nms`` (the numba
-   greedy loop, its NumPy path), its array path (``USE_NUMBA = False``, the GPU's
+   greedy loop, its NumPy path), its array path (``nn.use(numba=False)``, the GPU's
    algorithm, run on NumPy), ``torchvision.ops.nms`` when torchvision is installed, and the
    plain-Python O(n·kept) loop that defines NMS (once: it takes seconds). Every method must
    keep exactly the same boxes.
-2. ``YOLOLoss`` forward + backward on a batch of 16 raw outputs of a 9 x 9 grid with 5
-   priors and 20 classes (125 channels, as YOLOv2 on VOC), 1 to 12 targets per image; split
-   into the association (host part and device part) and the loss itself.
+2. ``YOLOLoss`` (equation (14)) forward + backward on a batch of 16 raw outputs of a 9 x 9
+   grid with 5 priors and 20 classes (130 channels: the slides' VOC network), 1 to 12
+   targets per image, with each association rule ("best": by the predicted boxes, "prior":
+   by the prior shapes); split into the association (its host part: reading and checking
+   the targets, cells, ranks) and the loss itself.
 
     python benchmarks/detection.py [--repeat 7] [--no-python] [--backend numpy|cupy]
 """
@@ -27,6 +29,7 @@ import nn
 from nn.detection import YOLOLoss, nms
 
 nms_module = importlib.import_module("nn.detection.nms")
+yolo_module = importlib.import_module("nn.detection.yolo")
 
 
 def uniform_boxes(n, seed=0, size=1000.0):
@@ -93,12 +96,9 @@ def bench_nms(args):
         boxes, scores = make(10_000)
         t_nn, keep = best_time(lambda: nms(boxes, scores, 0.5), args.repeat)
         rows = [("nn.detection.nms (numba loop)", t_nn, keep)]
-        nms_module.USE_NUMBA = False
-        try:
+        with nn.backends.using(numba=False):
             rows.append(("nn, array path (the GPU's)", *best_time(lambda: nms(boxes, scores, 0.5),
                                                                     max(1, args.repeat // 3))))
-        finally:
-            nms_module.USE_NUMBA = True
         if torchvision is not None:
             tb, ts = torch.from_numpy(boxes), torch.from_numpy(scores)
             rows.append(("torchvision.ops.nms", *best_time(
@@ -129,11 +129,12 @@ def bench_yolo(args):
     priors = [[20, 24], [50, 70], [90, 50], [120, 150], [250, 230]]
     print(f"\nYOLOLoss forward + backward: batch 16, 9x9 grid, 5 priors, 20 classes "
           f"({args.backend}), best of {args.repeat} x 20 calls")
-    print(f"{'precision':<11}{'fwd+bwd ms':>12}{'associate ms':>14}{'host part ms':>14}"
-          f"{'targets':>9}{'matched':>9}")
-    for precision in ("fp32", "mixed", "fp64"):
+    print(f"{'rule':<7}{'precision':<11}{'fwd+bwd ms':>12}{'associate ms':>14}"
+          f"{'host part ms':>14}{'targets':>9}{'matched':>9}")
+    for rule, precision in (("best", "fp32"), ("best", "mixed"), ("best", "fp64"),
+                            ("prior", "fp32")):
         B = nn.use(args.backend, precision, seed=0)
-        loss = YOLOLoss(priors, 20, stride=32)
+        loss = YOLOLoss(priors, 20, stride=32, association=rule)
         raw_host, targets = yolo_batch(loss)
         raw = B.asarray(raw_host)
 
@@ -154,14 +155,16 @@ def bench_yolo(args):
 
         def host_part():
             for _ in range(20):
-                image, boxes, _, _ = loss._read_targets(targets, len(targets))
-                loss._match(image, boxes, (9, 9))
+                image, boxes, _, _ = loss._read_targets(targets, len(targets), (9, 9))
+                gx, gy, _ = loss._cells(boxes, (9, 9))
+                yolo_module._rank_in_group((image * 9 + gy) * 9 + gx)
+                loss._shape_iou(boxes)
 
         t_step, _ = best_time(step, args.repeat)
         t_assoc, _ = best_time(associate, args.repeat)
         t_host, _ = best_time(host_part, args.repeat)
         a = loss.association
-        print(f"{precision:<11}{t_step / 20 * 1e3:>12.3f}{t_assoc / 20 * 1e3:>14.3f}"
+        print(f"{rule:<7}{precision:<11}{t_step / 20 * 1e3:>12.3f}{t_assoc / 20 * 1e3:>14.3f}"
               f"{t_host / 20 * 1e3:>14.3f}{a.n_targets:>9}{a.n_matched:>9}")
     nn.use()
 

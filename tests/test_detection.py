@@ -16,8 +16,9 @@ import pytest
 from nn import backends
 from nn.detection import (average_precision, box_area, box_iou, centers_to_corners,
                           corners_to_centers, diou, distance_box_iou, generalized_box_iou, giou,
-                          interpolated_ap, iou, mean_average_precision, nms,
-                          precision_recall_curve)
+                          interpolated_ap, iou, mean_average_precision, nms, plot_detections,
+                          plot_precision_recall, precision_recall_curve)
+from nn.errors import ConfigError, DataError, ShapeError
 nms_module = importlib.import_module("nn.detection.nms")
 
 
@@ -215,9 +216,9 @@ def test_giou_diou_aliases_and_values():
 def nms_path(request, monkeypatch):
     """Run the NMS tests on both CPU paths (the array path is the GPU's too), with a small
     block so that several blocks and long suppression chains inside a block occur."""
-    monkeypatch.setattr(nms_module, "USE_NUMBA", request.param == "numba")
     monkeypatch.setattr(nms_module, "BLOCK", 16)
-    return request.param
+    with backends.using(numba=request.param == "numba"):
+        yield request.param
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7, 1.0])
@@ -365,7 +366,8 @@ def test_ap_matches_voc_devkit_on_random_data(threshold):
                 dets.append((image, float(rng.random()), box + rng.normal(0, 1.0, 4)))
         for box in random_boxes(rng, int(rng.integers(0, 3)), size=80):
             dets.append((image, float(rng.random()) * 0.6, box))
-    dets.append((99, 0.95, np.array([0.0, 0, 5, 5])))   # an image without targets
+    targets[99] = np.zeros((0, 4))                      # an image without targets
+    dets.append((99, 0.95, np.array([0.0, 0, 5, 5])))
     ap = average_precision(dets, targets, threshold, difficult=difficult)
     assert ap == pytest.approx(ref_voc_ap(dets, targets, threshold, difficult), abs=1e-12)
     assert 0.05 < ap < 0.95
@@ -381,9 +383,13 @@ def test_ap_edge_cases():
     half = [(0, 0.5, [0, 0, 10, 20])]
     assert average_precision(half, targets, 0.5) == 0.0
     assert average_precision(half, targets, 0.49) == 1.0
-    # a detection list in an image absent from targets: false positive
+    # a detection in a searched image without target: a false positive
+    with_empty = {**targets, 5: np.zeros((0, 4))}
     assert average_precision([(5, 0.9, [0, 0, 1, 1]), (0, 0.5, [0, 0, 10, 10])],
-                             targets) == pytest.approx(0.5)
+                             with_empty) == pytest.approx(0.5)
+    # an image id that is not among the targets is refused (it could never match)
+    with pytest.raises(DataError, match=r"detection 0 is for image 5 \(int\)"):
+        average_precision([(5, 0.9, [0, 0, 1, 1])], targets)
     with pytest.raises(ValueError, match="image_id, score, box"):
         average_precision([(0, 0.5)], targets)
     with pytest.raises(ValueError, match=r"\(n, 4\)"):
@@ -418,6 +424,104 @@ def test_mean_average_precision():
         mean_average_precision([], targets, n_classes=1)
 
 
+# -- bad input: the error type and a message that names the problem ------------------------------
+NAN_BOX = [[0.0, 0, 10, 10], [1, np.nan, 5, 5]]
+T = {0: np.array([[0.0, 0, 10, 10]])}
+BAD_INPUTS = [
+    ("box_iou NaN", lambda: box_iou(NAN_BOX, [[0, 0, 1, 1]]), DataError,
+     r"box_iou: a holds NaN at index \(1, 1\)"),
+    ("box_iou inf", lambda: box_iou([[0, 0, 1, 1]], [[0, 0, np.inf, 1]]), DataError,
+     r"box_iou: b holds inf at index \(0, 2\)"),
+    ("box_iou strings", lambda: box_iou([["a", "b", "c", "d"]], [[0, 0, 1, 1]]), DataError,
+     "box_iou: a holds strings"),
+    ("box_iou ragged", lambda: box_iou([[0, 0, 1, 1], [0, 1]], [[0, 0, 1, 1]]), DataError,
+     "box_iou: a is a ragged list"),
+    ("box_iou (3, 5)", lambda: box_iou(np.zeros((3, 5)), np.zeros((2, 4))), ShapeError,
+     r"box_iou: a must have shape \(n, 4\).*\(3, 5\)"),
+    ("giou NaN", lambda: giou(NAN_BOX, NAN_BOX), DataError, "generalized_box_iou: a holds NaN"),
+    ("diou NaN", lambda: diou([[0, 0, 1, 1]], NAN_BOX), DataError, "distance_box_iou: b holds NaN"),
+    ("iou NaN", lambda: iou(np.array(NAN_BOX), np.zeros((2, 4))), DataError, "iou: a holds NaN"),
+    ("iou (2, 3)", lambda: iou(np.zeros((2, 3)), np.zeros((2, 4))), ShapeError,
+     r"iou: a must have shape \(\.\.\., 4\)"),
+    ("box_area NaN", lambda: box_area(NAN_BOX), DataError, "box_area: boxes holds NaN"),
+    ("corners_to_centers (5,)", lambda: corners_to_centers([1, 2, 3, 4, 5]), ShapeError,
+     r"corners_to_centers: boxes must have shape \(\.\.\., 4\)"),
+    ("centers_to_corners complex", lambda: centers_to_corners(np.ones(4) * 1j), DataError,
+     "centers_to_corners: boxes holds complex numbers"),
+    ("nms NaN box", lambda: nms(NAN_BOX, [0.9, 0.8]), DataError,
+     r"nms: boxes holds NaN at index \(1, 1\)"),
+    ("nms NaN score", lambda: nms([[0, 0, 1, 1], [2, 2, 3, 3]], [0.9, np.nan]), DataError,
+     r"nms: scores holds NaN at index \(1,\)"),
+    ("nms string scores", lambda: nms([[0, 0, 1, 1]], ["high"]), DataError,
+     "nms: scores holds strings"),
+    ("nms threshold string", lambda: nms([[0, 0, 1, 1]], [0.5], "0.5"), ConfigError,
+     "nms: iou_threshold must be a number in"),
+    ("nms 2-D scores", lambda: nms(np.zeros((2, 4)), np.zeros((2, 1))), ShapeError,
+     "one score per box"),
+    ("nms NaN classes", lambda: nms(np.zeros((2, 4)), np.zeros(2), classes=[0, np.nan]), DataError,
+     "nms: classes holds NaN"),
+    ("AP image id type", lambda: average_precision([(5, 0.9, [0, 0, 1, 1])], {"5": np.zeros((1, 4))}),
+     DataError, (r"detection 0 is for image 5 \(int\).*targets has '5' \(str\): the same id "
+                 "with another type")),
+    ("AP unknown image", lambda: average_precision([(0, 0.9, [0, 0, 1, 1]), ("b", 0.5, [0, 0, 1, 1])], T),
+     DataError, r"detection 1 is for image 'b' \(str\).*keys look like 0 \(int\)"),
+    ("AP unhashable id", lambda: average_precision([([0], 0.9, [0, 0, 1, 1])], T), DataError,
+     "cannot be a dict key"),
+    ("AP NaN score", lambda: average_precision([(0, np.nan, [0, 0, 1, 1])], T), DataError,
+     r"average_precision: the scores of the detections holds NaN at index \(0,\)"),
+    ("AP NaN box", lambda: average_precision([(0, 0.5, [0, 0, np.inf, 1])], T), DataError,
+     r"the boxes of the detections holds inf at index \(0, 2\)"),
+    ("AP string score", lambda: average_precision([(0, "high", [0, 0, 1, 1])], T), DataError,
+     "detection 0 must be \\(image_id, score, box of 4 numbers\\)"),
+    ("AP box of 5", lambda: average_precision([(0, 0.5, [0, 0, 1, 1, 1])], T), DataError,
+     "box of 4 numbers"),
+    ("AP NaN target", lambda: average_precision([], {0: np.array([[0, 0, np.nan, 1.0]])}), DataError,
+     r"average_precision: targets\[0\] holds NaN at index \(0, 2\)"),
+    ("AP targets list", lambda: average_precision([], [np.zeros((1, 4))]), DataError,
+     "targets must be a dict"),
+    ("AP threshold", lambda: average_precision([], T, 1.5), ConfigError,
+     r"iou_threshold must be a number in \[0, 1\]"),
+    ("AP difficult stray", lambda: average_precision([], T, difficult={1: [True]}), DataError,
+     "difficult names image 1 \\(int\\), which is not a key of targets"),
+    ("AP difficult count", lambda: average_precision([], T, difficult={0: [True, False]}),
+     ShapeError, "holds 2 flags for 1 target boxes"),
+    ("PR curve image", lambda: precision_recall_curve([(1, 0.5, [0, 0, 1, 1])], T), DataError,
+     "precision_recall_curve: detection 0 is for image 1"),
+    ("mAP image id", lambda: mean_average_precision(
+        [("0", 0, 0.5, [0, 0, 1, 1])], {0: (np.zeros((1, 4)), [0])}, 1), DataError,
+     r"mean_average_precision: detection 0 is for image '0' \(str\).*targets has 0 \(int\)"),
+    ("mAP class 1.5", lambda: mean_average_precision(
+        [(0, 1.5, 0.5, [0, 0, 1, 1])], {0: (np.zeros((1, 4)), [0])}, 2), DataError,
+     "the class id of detection 0 must be integer class ids"),
+    ("mAP class string", lambda: mean_average_precision(
+        [(0, "car", 0.5, [0, 0, 1, 1])], {0: (np.zeros((1, 4)), [0])}, 2), DataError,
+     "the class id of detection 0 holds strings"),
+    ("mAP n_classes", lambda: mean_average_precision([], {}, 0), ConfigError,
+     "n_classes must be an int >= 1"),
+    ("mAP ids count", lambda: mean_average_precision([], {0: (np.zeros((2, 4)), [0])}, 1),
+     ShapeError, r"targets\[0\] has 2 boxes but 1 class ids"),
+    ("plot image (2, 4, 4)", lambda: plot_detections(np.zeros((2, 4, 4))), ShapeError,
+     r"plot_detections: image must have shape \(H, W\), \(1, H, W\) or \(3, H, W\)"),
+    ("plot labels", lambda: plot_detections(np.zeros((4, 4)), [[0, 0, 1, 1]], labels=["a", "b"]),
+     ShapeError, "1 boxes but 2 labels"),
+    ("plot boxes (8,)", lambda: plot_detections(np.zeros((4, 4)), np.arange(8.0)), ShapeError,
+     r"plot_detections: boxes must have shape \(n, 4\)"),
+    ("plot PR shapes", lambda: plot_precision_recall([1, 0.5], [0.5]), ShapeError,
+     "2 precisions but 1 recalls"),
+    ("interpolated_ap shapes", lambda: interpolated_ap([1.0, 0.5], [0.5]), ShapeError,
+     "2 precisions but 1 recalls"),
+    ("mAP three fields", lambda: mean_average_precision([(0, 0.5, [0, 0, 1, 1])],
+                                                        {0: (np.zeros((1, 4)), [0])}, 1), DataError,
+     "must be \\(image_id, class_id, score, box\\)"),
+]
+
+
+@pytest.mark.parametrize("what, call, error, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_inputs_get_a_clear_error(what, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
 def test_plot_precision_recall_and_lazy_matplotlib():
     code = ("import sys, nn, nn.detection; "
             "print('matplotlib' in sys.modules, 'cupy' in sys.modules)")
@@ -426,11 +530,12 @@ def test_plot_precision_recall_and_lazy_matplotlib():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from nn.detection import plot_detections, plot_precision_recall
     fig = plot_precision_recall([1, 0.5, 0.67], [0.33, 0.33, 0.67], label="AP 0.6")
     assert fig.axes[0].get_xlabel() == "recall" and len(fig.axes[0].lines) == 2
     fig2 = plot_detections(np.zeros((1, 16, 20)), boxes=[[1, 1, 5, 5]],
                            true_boxes=[[2, 2, 6, 6], [8, 8, 9, 9]], labels=["point 0.9"])
     assert len(fig2.axes[0].patches) == 3
-    plt.close(fig)
-    plt.close(fig2)
+    rgb = plot_detections(np.random.default_rng(0).random((3, 16, 20)), boxes=[[1, 1, 5, 5]])
+    assert rgb.axes[0].images[0].get_array().shape == (16, 20, 3)
+    for f in (fig, fig2, rgb):
+        plt.close(f)

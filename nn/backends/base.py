@@ -201,6 +201,10 @@ class Backend:
             dx[window] += xp.where(argmax == k, dy, zero)
         return dx
 
+    def numba_kernels(self):
+        """The CPU's numba kernels module, where they apply (the NumPy backend); else None."""
+        return None
+
     # -- normalisation (nn.layers.norm): the plain NumPy/CuPy formulas ----------------------------
     def batchnorm_forward(self, x, W, b, eps):
         """Batch normalisation of ``x (N, C, L)`` per channel, over ``N`` and ``L``.

@@ -292,3 +292,49 @@ def half_to_float(bits, table, out):  # pragma: no cover (compiled)
     """``out`` (float32) = the float16 values whose bits are ``bits`` (uint16): a lookup."""
     for i in range(bits.size):
         out[i] = table[bits[i]]
+
+
+# -- non-maximum suppression (nn.detection.nms) ------------------------------------------------
+@numba.njit(cache=True)
+def greedy_nms(boxes, threshold, keep):  # pragma: no cover (compiled)
+    """The greedy loop on sorted ``boxes (n, 4)``: fills ``keep (n,)`` with the kept boxes.
+
+    A kept box ``i`` can only suppress boxes that overlap it horizontally, whose ``x1`` lies
+    in ``(x1_i - widest, x2_i)``: with the boxes also sorted by ``x1``, two binary searches
+    find them. The IoU is computed as in :func:`nn.detection.boxes.iou` (same operations,
+    same dtype), so both paths agree even for an IoU equal to the threshold.
+    """
+    n = boxes.shape[0]
+    zero = boxes.dtype.type(0)
+    suppressed = np.zeros(n, dtype=np.bool_)
+    area = np.empty(n, dtype=boxes.dtype)
+    widest = zero
+    for i in range(n):
+        w = max(boxes[i, 2] - boxes[i, 0], zero)
+        area[i] = w * max(boxes[i, 3] - boxes[i, 1], zero)
+        widest = max(widest, w)
+    by_x = np.argsort(boxes[:, 0], kind="mergesort")
+    # coordinates in x1 order, read in sequence by the inner loop (cache-friendly)
+    sx1, sy1 = boxes[by_x, 0].copy(), boxes[by_x, 1].copy()
+    sx2, sy2 = boxes[by_x, 2].copy(), boxes[by_x, 3].copy()
+    for i in range(n):
+        if suppressed[i]:
+            continue
+        keep[i] = True
+        x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        first = np.searchsorted(sx1, x1 - widest, side="right")
+        last = np.searchsorted(sx1, x2, side="left")
+        for k in range(first, last):
+            j = by_x[k]
+            if j <= i or suppressed[j]:     # j <= i: scores higher, already decided
+                continue
+            w = min(x2, sx2[k]) - max(x1, sx1[k])
+            if w <= zero:
+                continue
+            h = min(y2, sy2[k]) - max(y1, sy1[k])
+            if h <= zero:
+                continue
+            inter = w * h
+            union = area[i] + area[j] - inter
+            if union > zero and inter / union > threshold:
+                suppressed[j] = True

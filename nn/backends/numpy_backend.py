@@ -108,6 +108,11 @@ class NumpyBackend(Backend):
         return np.errstate(**kwargs)
 
     # -- numba kernels (see cpu_kernels.py); the base class has the NumPy versions -----------
+    def numba_kernels(self):
+        """The numba kernels module (:mod:`nn.backends.cpu_kernels`), or None when numba is
+        off (``numba=False``) or not installed."""
+        return _kernels() if self.numba else None
+
     def _numba(self, *arrays):
         """The numba kernels when they apply to ``arrays`` (float32/float64), else None."""
         kernels = _kernels() if self.numba else None

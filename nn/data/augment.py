@@ -13,10 +13,19 @@ the ``(x_batch, y_batch)`` it returns. Albumentations transforms one image at a 
 
 Albumentations is the optional extra ``pip install -e ".[augment]"``; it is imported only
 when a list of transforms has to be composed (nothing imports it with ``nn``).
+
+With ``boxes=True`` the boxes are checked (``(k, 4)`` finite numbers, ``x2 > x1``,
+``y2 > y1``) and clipped to the image before the pipeline sees them, since Albumentations
+refuses a box that sticks out of the image (a radio source on the edge); a box lying wholly
+outside its image is an error that names the image and the box. A composed pipeline without
+``bbox_params`` would flip the image and leave the boxes where they were: it is refused.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ..checks import as_array, check_finite
+from ..errors import ConfigError, DataError, ShapeError
 
 
 def import_albumentations():
@@ -53,26 +62,47 @@ class Augment:
     """
 
     def __init__(self, pipeline, boxes: bool = False, label_field: str = "labels"):
+        if not isinstance(boxes, (bool, np.bool_)):
+            raise ConfigError(f"Augment: boxes must be True or False, got {boxes!r}")
+        if not isinstance(label_field, str) or not label_field:
+            raise ConfigError(f"Augment: label_field must be a name (str), got {label_field!r}")
         if isinstance(pipeline, (list, tuple)):
             A = import_albumentations()
-            bbox_params = A.BboxParams(format="pascal_voc", label_fields=[label_field]) \
-                if boxes else None
-            pipeline = A.Compose(list(pipeline), bbox_params=bbox_params)
+            pipeline = A.Compose(list(pipeline), bbox_params=_bbox_params(A, label_field)
+                                 if boxes else None)
         if not callable(pipeline):
-            raise TypeError(f"Augment: pipeline must be an Albumentations Compose (or a list of "
-                            f"transforms), got {type(pipeline).__name__}")
-        self.pipeline, self.boxes, self.label_field = pipeline, boxes, label_field
+            raise ConfigError(f"Augment: pipeline must be an Albumentations Compose (or a list of "
+                              f"transforms), got {type(pipeline).__name__}")
+        processors = getattr(pipeline, "processors", None)
+        if boxes and isinstance(processors, dict) and "bboxes" not in processors:
+            raise ConfigError("Augment(boxes=True): this Compose has no bbox_params, so it would "
+                              "move the image and not the boxes; build it with bbox_params="
+                              f"A.BboxParams(format='pascal_voc', label_fields=['{label_field}']), "
+                              "or give Augment the list of transforms")
+        self.pipeline, self.boxes, self.label_field = pipeline, bool(boxes), label_field
 
     def __call__(self, x, y):
-        x = np.asarray(x)
+        x = np.asarray(as_array(x, "the images", "Augment"))
         if x.ndim != 4:
-            raise ValueError(f"Augment: expected a batch of images (N, C, H, W), got shape "
+            raise ShapeError(f"Augment: expected a batch of images (N, C, H, W), got shape "
                              f"{x.shape}; give images channels first (x[:, None] adds C = 1)")
+        if len(x) == 0:                      # an empty batch: nothing to transform
+            return x, y
         if self.boxes:
-            if len(y) != len(x) or not all(isinstance(t, dict) and "boxes" in t for t in y):
-                raise ValueError("Augment(boxes=True): y must hold one dict per image with a "
-                                 "'boxes' entry (k, 4), as load_voc and make_radio_sky return")
-            pairs = [self._image_and_boxes(image, target) for image, target in zip(x, y)]
+            hint = ("y must hold one dict per image with a 'boxes' entry (k, 4), as load_voc "
+                    "and make_radio_sky return")
+            if y is None or isinstance(y, dict) or not hasattr(y, "__len__"):
+                raise DataError(f"Augment(boxes=True): {hint}; got {type(y).__name__}")
+            if len(y) != len(x):
+                raise ShapeError(f"Augment(boxes=True): {len(x)} images but {len(y)} targets; "
+                                 f"{hint}")
+            for i, t in enumerate(y):
+                if not isinstance(t, dict) or "boxes" not in t:
+                    what = "a dict without boxes" if isinstance(t, dict) else type(t).__name__
+                    raise DataError(f"Augment(boxes=True): the target of image {i} is {what}; "
+                                    f"{hint}")
+            pairs = [self._image_and_boxes(i, image, target)
+                     for i, (image, target) in enumerate(zip(x, y))]
             images = [p[0] for p in pairs]
             targets = [p[1] for p in pairs]
             if isinstance(y, np.ndarray):  # what fit indexes; a list stays a list
@@ -100,16 +130,45 @@ class Augment:
         image = np.asarray(image)
         return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
 
-    def _image(self, image):
-        return self._to_chw(self.pipeline(image=self._to_hwc(image))["image"])
+    def _run(self, **inputs):
+        out = self.pipeline(**inputs)
+        needed = ["image"] + (["bboxes", self.label_field] if "bboxes" in inputs else [])
+        if not isinstance(out, dict) or any(k not in out for k in needed):
+            got = sorted(out) if isinstance(out, dict) else type(out).__name__
+            raise ConfigError(f"Augment: the pipeline must return a dict with {needed}, got "
+                              f"{got}; give an Albumentations Compose (with bbox_params for "
+                              "boxes) or a list of transforms")
+        return out
 
-    def _image_and_boxes(self, image, target):
-        boxes = np.asarray(target["boxes"], dtype=np.float32).reshape(-1, 4)
+    def _image(self, image):
+        return self._to_chw(self._run(image=self._to_hwc(image))["image"])
+
+    def _image_and_boxes(self, i, image, target):
+        where = f"Augment: 'boxes' of image {i}"
+        boxes = np.asarray(as_array(target["boxes"], f"'boxes' of image {i}", "Augment"),
+                           dtype=np.float32)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ShapeError(f"{where} must have shape (k, 4) = (x1, y1, x2, y2), got shape "
+                             f"{boxes.shape}")
+        check_finite(boxes, f"'boxes' of image {i}", "Augment")
+        height, width = image.shape[1:]
+        bad = np.flatnonzero((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
+        if len(bad):
+            raise DataError(f"{where}: box {bad[0]}, {boxes[bad[0]].tolist()}, has x2 <= x1 or "
+                            "y2 <= y1; boxes are (x1, y1, x2, y2) in pixels")
+        # Albumentations refuses boxes that stick out of the image: clip them to it
+        clipped = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+        bad = np.flatnonzero((clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1]))
+        if len(bad):
+            raise DataError(f"{where}: box {bad[0]}, {boxes[bad[0]].tolist()}, lies wholly outside "
+                            f"the {width} x {height} image; drop it")
         n = len(boxes)
         # each box carries its row number through the pipeline: the rows that come back say
         # which boxes survived, and so which rows of the other per-box arrays to keep
-        out = self.pipeline(image=self._to_hwc(image), bboxes=boxes,
-                            **{self.label_field: list(range(n))})
+        out = self._run(image=self._to_hwc(image), bboxes=clipped,
+                        **{self.label_field: list(range(n))})
         kept = np.asarray(out[self.label_field], dtype=np.int64).reshape(-1)
         new = {}
         for key, value in target.items():
@@ -123,3 +182,12 @@ class Augment:
 
     def __repr__(self):
         return f"Augment({self.pipeline!r}, boxes={self.boxes})"
+
+
+def _bbox_params(A, label_field):
+    """Boxes as (x1, y1, x2, y2) pixels, clipped to the image after each transform when the
+    installed Albumentations can (its ``clip`` option)."""
+    try:
+        return A.BboxParams(format="pascal_voc", label_fields=[label_field], clip=True)
+    except TypeError:       # an Albumentations without the clip option
+        return A.BboxParams(format="pascal_voc", label_fields=[label_field])

@@ -9,16 +9,25 @@ The folder layout is the one the archives unpack to::
 Boxes are returned as ``(x1, y1, x2, y2)`` in pixels, the convention of ``nn.detection``:
 VOC numbers pixels from 1 and includes both end pixels, so ``x1 = xmin - 1`` and
 ``x2 = xmax`` (the box covers the pixel centres ``xmin-1 ... xmax-1``, width ``xmax-xmin+1``).
+
+The split files are trusted no further than the folder: an image id must be a plain file
+name (no ``/``, ``\\``, ``..`` or absolute path), so a damaged or hostile ``train.txt`` cannot
+make :func:`load_voc` read files outside the dataset (:class:`~nn.errors.DataError`, naming
+the line). A damaged annotation, an unknown class, a box with ``xmax < xmin`` or a missing
+file are nn errors that name the file.
 """
 from __future__ import annotations
 
+import math
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
-from .download import Resource, extract_tar, fetch
-from .images import as_images, image_size, read_image
+from ..errors import ConfigError, DataError, MissingFileError
+from .download import Resource, extract_tar, fetch, file_error
+from .images import as_images, check_dtype, image_size, read_image
 from .paths import cache_dir
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -56,7 +65,11 @@ def parse_voc_annotation(path) -> dict:
     """
     path = Path(path)
     try:
-        root = ET.parse(path).getroot()
+        text = path.read_bytes()
+    except OSError as exc:
+        raise file_error(path, exc) from exc
+    try:
+        root = ET.fromstring(text)
         width = int(float(root.findtext("size/width")))
         height = int(float(root.findtext("size/height")))
         boxes, classes, difficult = [], [], []
@@ -66,13 +79,16 @@ def parse_voc_annotation(path) -> dict:
                 raise ValueError(f"unknown class {name!r}")
             box = obj.find("bndbox")
             xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            if not all(map(math.isfinite, (xmin, ymin, xmax, ymax))) or xmax < xmin or ymax < ymin:
+                raise ValueError(f"the box of object {len(boxes)} ({name}), xmin {xmin} ymin "
+                                 f"{ymin} xmax {xmax} ymax {ymax}, is not a box")
             boxes.append((xmin - 1, ymin - 1, xmax, ymax))
             classes.append(VOC_CLASSES.index(name))
             difficult.append(obj.findtext("difficult", "0").strip() == "1")
     except (ET.ParseError, TypeError, ValueError, AttributeError) as exc:
         # TypeError/AttributeError: a missing element (findtext/find returned None)
-        raise ValueError(f"{path} is not a valid VOC annotation ({type(exc).__name__}: {exc}); "
-                         "it is damaged or truncated: restore it from the VOC archive") from exc
+        raise DataError(f"{path} is not a valid VOC annotation ({type(exc).__name__}: {exc}); "
+                        "it is damaged or truncated: restore it from the VOC archive") from exc
     return {"id": path.stem, "size": (height, width),
             "boxes": np.array(boxes, dtype=np.float32).reshape(-1, 4),
             "classes": np.array(classes, dtype=np.int64),
@@ -84,7 +100,7 @@ def _voc_folder(root, year, split, progress) -> Path:
     if root is None:
         part = "test" if split == "test" else "trainval"
         if (year, part) not in VOC_RESOURCES:
-            raise ValueError(f"load_voc: VOC{year} {split} annotations are not public; use "
+            raise ConfigError(f"load_voc: VOC{year} {split} annotations are not public; use "
                              "year='2007' for a test split, or 'val' as a test set")
         resource = VOC_RESOURCES[year, part]
         folder = cache_dir("voc") / resource.filename.removesuffix(".tar")
@@ -97,9 +113,9 @@ def _voc_folder(root, year, split, progress) -> Path:
     for candidate in (root / "VOCdevkit" / f"VOC{year}", root / f"VOC{year}", root):
         if (candidate / "Annotations").is_dir():
             return candidate
-    raise FileNotFoundError(f"no VOC{year} folder under {root} (looked for VOCdevkit/VOC{year}/"
-                            "Annotations); extract the VOC archives there, or pass root=None to "
-                            "download them into the cache")
+    raise MissingFileError(f"no VOC{year} folder under {root} (looked for VOCdevkit/VOC{year}/"
+                           "Annotations); extract the VOC archives there, or pass root=None to "
+                           "download them into the cache")
 
 
 def load_voc(root=None, year: str = "2007", split: str = "train", size=None, dtype=np.float32,
@@ -124,24 +140,47 @@ def load_voc(root=None, year: str = "2007", split: str = "train", size=None, dty
     x : list of Path (size None) or (N, 3, H, W) array
     targets : list of N dicts, as :func:`parse_voc_annotation` (``"boxes"`` scaled to ``size``
         when given, ``"size"`` the original ``(height, width)``)
+
+    Raises
+    ------
+    ConfigError
+        For a year, split, size or dtype it does not know.
+    DataError
+        For an id of the split file that is not a plain file name (``../outside``, an
+        absolute path: nothing outside the dataset folder is read), an empty split file, a
+        damaged annotation.
+    MissingFileError
+        For a missing folder, split file, annotation or image.
     """
-    year = str(year)
+    year = str(year) if isinstance(year, (str, int)) and not isinstance(year, bool) else year
     if year not in ("2007", "2012"):
-        raise ValueError(f"load_voc: year must be '2007' or '2012', got {year!r}")
-    if split not in SPLITS:
-        raise ValueError(f"load_voc: split must be one of {', '.join(map(repr, SPLITS))}, got "
-                         f"{split!r}")
+        raise ConfigError(f"load_voc: year must be '2007' or '2012', got {year!r}")
+    if not isinstance(split, str) or split not in SPLITS:
+        raise ConfigError(f"load_voc: split must be one of {', '.join(map(repr, SPLITS))}, got "
+                          f"{split!r}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ConfigError(f"load_voc: root must be a folder (str or Path) or None, got "
+                          f"{type(root).__name__}")
+    if size is not None:
+        size = image_size(size)
+    check_dtype("load_voc", dtype)
     folder = _voc_folder(root, year, split, progress)
     ids_file = folder / "ImageSets" / "Main" / f"{split}.txt"
     if not ids_file.is_file():
-        raise FileNotFoundError(f"{ids_file} is missing: this VOC folder has no {split!r} split "
-                                "(the test split comes in its own archive); extract it there")
-    ids = ids_file.read_text().split()
-    targets = [parse_voc_annotation(folder / "Annotations" / f"{i}.xml") for i in ids]
+        raise MissingFileError(f"{ids_file} is missing: this VOC folder has no {split!r} split "
+                               "(the test split comes in its own archive); extract it there")
+    ids = read_split(ids_file)
+    targets = []
+    for i in ids:
+        xml = folder / "Annotations" / f"{i}.xml"
+        if not xml.is_file():
+            raise MissingFileError(f"{xml} is missing: {ids_file.name} lists the image {i!r} but "
+                                   "its annotation is not there; restore it from the VOC archive")
+        targets.append(parse_voc_annotation(xml))
     paths = [folder / "JPEGImages" / f"{i}.jpg" for i in ids]
     if size is None:
         return paths, targets
-    height, width = image_size(size)
+    height, width = size
     pixels = np.empty((len(ids), 3, height, width), dtype=np.uint8)
     for i, (path, target) in enumerate(zip(paths, targets)):
         pixels[i] = read_image(path, (height, width), "RGB")
@@ -149,3 +188,32 @@ def load_voc(root=None, year: str = "2007", split: str = "train", size=None, dty
         scale = np.array([width / w0, height / h0, width / w0, height / h0], dtype=np.float32)
         target["boxes"] = target["boxes"] * scale
     return as_images(pixels, dtype), targets
+
+
+def read_split(path) -> list[str]:
+    """The image ids of a VOC split file, one per line, each a plain file name.
+
+    Raises :class:`~nn.errors.DataError` for an empty file and for an id that could leave
+    the dataset folder (a ``/`` or ``\\``, ``.`` or ``..``, an absolute path, a NUL byte).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise file_error(path, exc) from exc
+    ids = []
+    for line_number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        image_id = fields[0]    # the per-class files add a "1" / "-1" column
+        if (image_id in (".", "..") or "/" in image_id or "\\" in image_id or "\0" in image_id
+                or ":" in image_id or Path(image_id).is_absolute()
+                or Path(image_id).name != image_id):
+            raise DataError(f"{path}, line {line_number}: the image id {image_id!r} is not a plain "
+                            "file name; VOC ids look like '000005' or '2008_000001', and an id "
+                            "must not lead out of the dataset folder: repair the split file")
+        ids.append(image_id)
+    if not ids:
+        raise DataError(f"{path} lists no image id; restore it from the VOC archive")
+    return ids

@@ -11,6 +11,20 @@ array([0, 2])
 Boxes are ``(x1, y1, x2, y2)`` in pixels. Modules: ``boxes`` (conversions, IoU, GIoU,
 DIoU), ``nms``, ``ap`` (precision-recall, AP, mAP as in the VOC devkit), ``yolo`` (the
 YOLO activation, association and loss), ``plot`` (matplotlib figures, loaded lazily).
+
+:class:`YOLOLoss` is the course's loss, equation (14) of the detection chapter: per prior
+the channels ``t_x, t_y, t_w, t_h, t_P, t_O``, the classes and the extra parameters;
+targets are associated, in order, to the best *predicted* box of their cell still free
+(``association="best"``; ``"prior"`` is YOLOv2's rule by prior shape); the matched box
+learns its position, size, classes, parameters (weights ``gamma``), ``P = 1`` and
+``O = fIoU``; "good but not best" boxes are left out; the others learn ``P = O = 0`` with a
+weight per prior (``lambda_void``).
+
+Bad input policy: every function refuses NaN and inf in boxes and scores with a
+:class:`~nn.errors.DataError` naming the first bad index, wrong shapes with a
+:class:`~nn.errors.ShapeError`, bad options with a :class:`~nn.errors.ConfigError`; AP
+refuses a detection whose image id is not among the targets; ``YOLOLoss`` names the image
+and the key of a bad target.
 """
 from __future__ import annotations
 

@@ -17,10 +17,20 @@ IoU of two boxes ``A``, ``B`` (``C`` the smallest box enclosing both)::
 with ``d`` the distance between the centres of ``A`` and ``B`` and ``c`` the diagonal of ``C``.
 GIoU and DIoU still tell two disjoint boxes apart (IoU is 0 for both), so they make useful
 regression losses; DIoU also suppresses boxes with a distant centre less in NMS.
+
+Bad input: boxes must be real numbers (lists are converted; strings, booleans, complex
+numbers and Python objects are refused with :class:`~nn.errors.DataError`), shaped
+``(..., 4)`` (:class:`~nn.errors.ShapeError` otherwise), and finite: a NaN or inf coordinate
+is refused with the index of the first one (a NaN box would silently overlap nothing). On a
+GPU that check reads the boxes back to the host once per call. An inverted box
+(``x2 < x1``) is allowed and has area 0.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ..checks import as_array, check_finite
+from ..errors import ShapeError
 
 
 def array_module(*arrays):
@@ -32,22 +42,35 @@ def array_module(*arrays):
     return np
 
 
-def as_boxes(boxes, name: str = "boxes", xp=None):
+def as_boxes(boxes, name: str = "boxes", xp=None, owner: str = "boxes"):
     """``boxes`` as a floating ``(n, 4)`` array (a single ``(4,)`` box becomes ``(1, 4)``).
 
     Integer coordinates become float64, float16 becomes float32; float32 and float64 are
-    kept. Raises ``ValueError`` for any other shape.
+    kept. Raises :class:`~nn.errors.ShapeError` for any other shape and
+    :class:`~nn.errors.DataError` for non-numbers and NaN/inf (naming ``owner`` and ``name``).
     """
     xp = array_module(boxes) if xp is None else xp
-    a = xp.asarray(boxes)
+    a = xp.asarray(as_array(boxes, name, owner))
     if a.ndim == 1 and a.shape[0] == 4:
         a = a[None]
     if a.ndim == 1 and a.shape[0] == 0:      # an empty list: no box
         a = a.reshape(0, 4)
     if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (n, 4) = (x1, y1, x2, y2) per row, got shape "
-                         f"{tuple(a.shape)}")
+        raise ShapeError(f"{owner}: {name} must have shape (n, 4) = (x1, y1, x2, y2) per row, "
+                         f"got shape {tuple(a.shape)}")
+    check_finite(a, name, owner, "remove or fix those boxes")
     return a.astype(_float_dtype(a.dtype), copy=False)
+
+
+def _any_boxes(boxes, name, owner, xp=None):
+    """``(..., 4)`` boxes as a floating array of their module, checked like :func:`as_boxes`."""
+    xp = array_module(boxes) if xp is None else xp
+    b = xp.asarray(as_array(boxes, name, owner))
+    if b.ndim == 0 or b.shape[-1] != 4:
+        raise ShapeError(f"{owner}: {name} must have shape (..., 4) = (x1, y1, x2, y2) on the "
+                         f"last axis, got shape {tuple(b.shape)}")
+    check_finite(b, name, owner, "remove or fix those boxes")
+    return xp, b.astype(_float_dtype(b.dtype), copy=False)
 
 
 def _float_dtype(dtype):
@@ -56,27 +79,21 @@ def _float_dtype(dtype):
 
 def corners_to_centers(boxes):
     """``(x1, y1, x2, y2)`` -> ``(cx, cy, w, h)``, on the last axis of ``(..., 4)``."""
-    xp = array_module(boxes)
-    b = xp.asarray(boxes)
-    b = b.astype(_float_dtype(b.dtype), copy=False)
+    xp, b = _any_boxes(boxes, "boxes", "corners_to_centers")
     x1, y1, x2, y2 = (b[..., k] for k in range(4))
     return xp.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=-1)
 
 
 def centers_to_corners(boxes):
     """``(cx, cy, w, h)`` -> ``(x1, y1, x2, y2)``, on the last axis of ``(..., 4)``."""
-    xp = array_module(boxes)
-    b = xp.asarray(boxes)
-    b = b.astype(_float_dtype(b.dtype), copy=False)
+    xp, b = _any_boxes(boxes, "boxes", "centers_to_corners")
     cx, cy, w, h = (b[..., k] for k in range(4))
     return xp.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
 
 
 def box_area(boxes):
     """Area ``(x2 - x1) * (y2 - y1)`` of each box of ``(..., 4)``; 0 for an inverted box."""
-    xp = array_module(boxes)
-    b = xp.asarray(boxes)
-    b = b.astype(_float_dtype(b.dtype), copy=False)
+    xp, b = _any_boxes(boxes, "boxes", "box_area")
     return _area(xp, b)
 
 
@@ -110,9 +127,14 @@ def iou(a, b):
     arrays compares row ``i`` with row ``i``.
     """
     xp = array_module(a, b)
-    a, b = xp.asarray(a), xp.asarray(b)
-    dtype = np.result_type(_float_dtype(a.dtype), _float_dtype(b.dtype))
-    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    _, a = _any_boxes(a, "a", "iou", xp)
+    _, b = _any_boxes(b, "b", "iou", xp)
+    dtype = np.result_type(a.dtype, b.dtype)
+    return _iou(xp, a.astype(dtype, copy=False), b.astype(dtype, copy=False))
+
+
+def _iou(xp, a, b):
+    """:func:`iou` without any check, for floating arrays already checked (YOLO, NMS)."""
     inter, union = _overlap(xp, a, b)
     return _ratio(xp, inter, union)
 
@@ -131,8 +153,9 @@ def box_iou(a, b):
     (n, m) floating array, ``|a_i ∩ b_j| / |a_i ∪ b_j|`` in ``[0, 1]`` (0 when both are empty).
     """
     xp = array_module(a, b)
-    a, b = as_boxes(a, "box_iou: a", xp), as_boxes(b, "box_iou: b", xp)
-    return iou(a[:, None, :], b[None, :, :])
+    a, b = as_boxes(a, "a", xp, "box_iou"), as_boxes(b, "b", xp, "box_iou")
+    dtype = np.result_type(a.dtype, b.dtype)
+    return _iou(xp, a.astype(dtype, copy=False)[:, None, :], b.astype(dtype, copy=False)[None])
 
 
 def generalized_box_iou(a, b):
@@ -142,8 +165,8 @@ def generalized_box_iou(a, b):
     (Rezatofighi et al., 2019).
     """
     xp = array_module(a, b)
-    a = as_boxes(a, "generalized_box_iou: a", xp)[:, None, :]
-    b = as_boxes(b, "generalized_box_iou: b", xp)[None, :, :]
+    a = as_boxes(a, "a", xp, "generalized_box_iou")[:, None, :]
+    b = as_boxes(b, "b", xp, "generalized_box_iou")[None, :, :]
     inter, union = _overlap(xp, a, b)
     hull = _area(xp, _enclosing(xp, a, b))
     return _ratio(xp, inter, union) - _ratio(xp, hull - union, hull)
@@ -156,8 +179,8 @@ def distance_box_iou(a, b):
     diagonal of the smallest enclosing box (Zheng et al., 2020).
     """
     xp = array_module(a, b)
-    a = as_boxes(a, "distance_box_iou: a", xp)[:, None, :]
-    b = as_boxes(b, "distance_box_iou: b", xp)[None, :, :]
+    a = as_boxes(a, "a", xp, "distance_box_iou")[:, None, :]
+    b = as_boxes(b, "b", xp, "distance_box_iou")[None, :, :]
     inter, union = _overlap(xp, a, b)
     hull = _enclosing(xp, a, b)
     diagonal2 = (hull[..., 2] - hull[..., 0]) ** 2 + (hull[..., 3] - hull[..., 1]) ** 2

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
+from .boxes import as_boxes
+
 
 def _pyplot():
     try:
@@ -29,9 +32,12 @@ def plot_precision_recall(precision, recall, ax=None, label=None, envelope: bool
     With ``envelope=True`` the interpolated curve whose area is the AP is drawn too, as a
     step line over the raw curve. Returns the figure (draws into ``ax`` when given).
     """
+    precision = np.asarray(precision, float).reshape(-1)
+    recall = np.asarray(recall, float).reshape(-1)
+    if precision.shape != recall.shape:
+        raise ShapeError(f"plot_precision_recall: {precision.size} precisions but {recall.size} "
+                         "recalls; give the two arrays of precision_recall_curve")
     fig, ax = _axes(ax, (4.5, 4))
-    precision = np.asarray(precision, float)
-    recall = np.asarray(recall, float)
     line, = ax.plot(recall, precision, lw=1, alpha=0.5 if envelope else 1,
                     label=None if envelope else label)
     if envelope:
@@ -52,7 +58,9 @@ def plot_detections(image, boxes=None, true_boxes=None, labels=None, ax=None,
 
     Parameters
     ----------
-    image : (H, W) or (1, H, W) array
+    image : (H, W), (1, H, W) or (3, H, W) array
+        Grey levels, or an RGB image channels first (values in [0, 1], or uint8), as
+        :func:`nn.data.load_voc` gives them.
     boxes, true_boxes : (n, 4) arrays of ``(x1, y1, x2, y2)`` pixels, optional
     labels : list of str, optional
         One text per predicted box (e.g. class and score).
@@ -60,18 +68,28 @@ def plot_detections(image, boxes=None, true_boxes=None, labels=None, ax=None,
     Returns the figure. Pixel ``(row j, column i)`` covers ``[i, i+1) x [j, j+1)``, so box
     coordinates land on the pixel edges they name.
     """
+    owner = "plot_detections"
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3):
+        image = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+    if image.ndim != 2 and not (image.ndim == 3 and image.shape[2] == 3):
+        raise ShapeError(f"{owner}: image must have shape (H, W), (1, H, W) or (3, H, W), got "
+                         f"{image.shape}")
+    true_boxes = as_boxes(np.zeros((0, 4)) if true_boxes is None else true_boxes, "true_boxes",
+                          np, owner)
+    boxes = as_boxes(np.zeros((0, 4)) if boxes is None else boxes, "boxes", np, owner)
+    if labels is not None and len(labels) != len(boxes):
+        raise ShapeError(f"{owner}: {len(boxes)} boxes but {len(labels)} labels; give one label "
+                         "per predicted box")
     from matplotlib.patches import Rectangle
 
     fig, ax = _axes(ax, (5, 5))
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = image[0]
-    h, w = image.shape
+    h, w = image.shape[:2]
     ax.imshow(image, cmap=cmap, origin="upper", extent=(0, w, h, 0), interpolation="nearest")
-    for b in np.asarray(true_boxes if true_boxes is not None else np.zeros((0, 4))).reshape(-1, 4):
+    for b in true_boxes:
         ax.add_patch(Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, ec="tab:green",
                                lw=1.2, ls="--"))
-    for k, b in enumerate(np.asarray(boxes if boxes is not None else np.zeros((0, 4))).reshape(-1, 4)):
+    for k, b in enumerate(boxes):
         ax.add_patch(Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, ec="tab:red", lw=1.2))
         if labels is not None:
             ax.text(b[0], b[1] - 1, labels[k], color="tab:red", fontsize=6, va="bottom")
