@@ -122,9 +122,17 @@ class LeakyReLU(Layer):
     def backward(self, dy):
         self._check_dy(dy, self.x.shape)
         xp = backends.current().xp
-        one, alpha = dy.dtype.type(1), dy.dtype.type(self.alpha)
-        slope = xp.where(self.x > 0, one, alpha)      # dy/dx: 1 or alpha
-        return xp.multiply(dy, slope, out=slope)      # dx = dy * slope
+        if dy.dtype.itemsize < 4:
+            # float16 (mixed precision emulated by NumPy, whose float16 arithmetic is slow):
+            # one product only, dx = dy where x > 0, alpha dy elsewhere
+            return xp.where(self.x > 0, dy, dy * dy.dtype.type(self.alpha))
+        # dx = dy * (alpha + (1 - alpha) [x > 0]): four in-place passes on the mask, several
+        # times faster in NumPy than where() or a masked copy
+        dx = (self.x > 0).astype(dy.dtype)
+        dx *= dy.dtype.type(1 - self.alpha)
+        dx += dy.dtype.type(self.alpha)
+        dx *= dy
+        return dx
 
     def config(self):
         return {"alpha": self.alpha}
