@@ -1,6 +1,22 @@
 # %% [markdown]
 # # Data augmentation with Albumentations: fewer images, less overfitting
 #
+# **What you will learn.** What data augmentation does to a network trained on few images
+# (overfitting, the gap between training and test accuracy, invariance); which transforms
+# keep a label and which do not; how to build a random, repeatable pipeline with
+# Albumentations; and how to measure learning curves honestly when the training images are
+# augmented.
+#
+# **Estimated time:** 1 h 30 (★ a few minutes, ★★ up to half an hour, ★★★ longer).
+#
+# Slides: the doctoral course (`000_b388954048d25251.txt` or `002_89640e05264e4932.txt`),
+# "Data augmentation" (from Albumentations: contrast, horizontal flip, crop, median blur,
+# hue / saturation / value, gamma; "one can choose a set of transforms that do not alter the
+# labeling"; augmentation "cannot create new contexts") and the ASIRRA practical work
+# ("explore the architectures, hyperparameters, and augmentation setups"). The slides show
+# colour photographs; here the images are Fashion-MNIST's grey 28x28 garments (its bundled
+# sample when offline), so colour transforms give way to brightness, contrast and gamma.
+#
 # With few training images a CNN learns them by heart: its training accuracy reaches 100 %
 # while the test accuracy stalls far below. *Data augmentation* shows it, at every epoch,
 # slightly different versions of the same images — flipped, shifted, rotated, brighter or
@@ -46,7 +62,7 @@ from nn.losses import SoftmaxCrossEntropy
 def augmentation_pipeline(seed=None):
     """A random, label-preserving augmentation for 28x28 grey images in [0, 1].
 
-    An ``nn.data.Augment`` of ``A.Compose([...], seed=seed)`` holding, in this order:
+    Difficulty ★★ (reading the Albumentations documentation is part of it). An ``nn.data.Augment`` of ``A.Compose([...], seed=seed)`` holding, in this order:
 
     - ``A.HorizontalFlip(p=0.5)`` (no vertical flip: an upside-down garment is not in the
       data);
@@ -69,7 +85,7 @@ def augmentation_pipeline(seed=None):
     from nn.data.augment import import_albumentations
 
     A = import_albumentations()
-    raise NotImplementedError("A.Compose of HorizontalFlip, Affine (translate_percent, scale, rotate), RandomBrightnessContrast, RandomGamma with the docstring's settings and seed=seed, wrapped in Augment")
+    raise NotImplementedError("★★ the four transforms of the docstring with their ranges and probabilities, composed in that order with the pipeline's own seed, and wrapped for Network.fit")
     return augment
 
 
@@ -77,6 +93,8 @@ def accuracy_curves(net, train, test, epochs, optimizer, augment=None, seed=0,
                     batch_size=32):
     """Train ``net`` and measure, after every epoch, its accuracy on the clean training
     images and on the test images.
+
+    Difficulty ★★.
 
     Parameters
     ----------
@@ -99,18 +117,19 @@ def accuracy_curves(net, train, test, epochs, optimizer, augment=None, seed=0,
     """
     x_train, y_train = train
     curves = {"train": [], "fit_train": [], "test": []}
-    raise NotImplementedError('net.fit with augment, seed and valid=test, and a callback(epoch, history) that appends net.evaluate(x_train, y_train)["accuracy"] to curves["train"]; then copy the history\'s train_accuracy and valid_accuracy')
+    raise NotImplementedError("★★ one training run of all the epochs with the augmentation, the test set as validation set, and a callback that measures the clean training accuracy at the end of every epoch; the two other curves come from the history of the run")
     return curves
 
 
 def small_cnn(n_classes=10):
     """A small CNN for 1x28x28 images: two 3x3 convolutions (8 and 16 filters), each with a
-    ReLU and a 2x2 max-pooling, then a dense layer of 64 and the softmax output. No
-    dropout, so that the only defence against overfitting is the augmentation."""
+    ReLU and a 2x2 max-pooling, then a dense layer of 64 and the softmax output (He
+    initialisation before the ReLUs). No dropout, so that the only defence against
+    overfitting is the augmentation."""
     return nn.Network([
-        Conv2D(1, 8, 3, padding=1), ReLU(), MaxPool2D(2),
-        Conv2D(8, 16, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(),
-        Dense(16 * 7 * 7, 64), ReLU(), Dense(64, n_classes),
+        Conv2D(1, 8, 3, padding=1, init="he"), ReLU(), MaxPool2D(2),
+        Conv2D(8, 16, 3, padding=1, init="he"), ReLU(), MaxPool2D(2), Flatten(),
+        Dense(16 * 7 * 7, 64, init="he"), ReLU(), Dense(64, n_classes),
     ], SoftmaxCrossEntropy())
 
 

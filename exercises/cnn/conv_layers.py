@@ -1,46 +1,69 @@
 # %% [markdown]
-# # Convolution and max-pooling layers by hand
+# # Convolution and max-pooling layers by hand, and a CNN trained by your own loop
 #
-# With ``im2col`` and ``col2im`` from the previous practical, a convolution layer is one
-# matrix product forward and two backward. With ``X = im2col(x)`` of shape
-# ``(C*kh*kw, N*OH*OW)`` and the filters as a matrix ``W2 = W.reshape(O, C*kh*kw)``:
+# **What you will learn.** The forward pass of a convolution layer as one matrix product
+# (im2col); its backward pass, derived from the matrix form: the gradient of the filters,
+# of the biases and of the inputs (the slides' "transposed convolution", which col2im
+# computes); what the gradient of a max-pooling is; how to check all of them with finite
+# differences; and how a CNN is trained: mini-batches, forward, loss, backward, update with
+# momentum, epoch after epoch.
 #
-#     forward:   Y = W2 @ X + b            (O, N*OH*OW), reshaped to y (N, O, OH, OW)
+# **Estimated time:** 3 h (★ a few minutes, ★★ up to half an hour, ★★★ longer).
 #
-# Backward receives ``dy = dL/dy``, laid out like ``Y`` as ``dY`` of shape ``(O, N*OH*OW)``
-# (transpose ``dy`` to ``(O, N, OH, OW)`` and flatten: the column order of ``X``). Since
-# ``Y = W2 @ X`` is an ordinary matrix product, as in a dense layer:
+# Slides: the doctoral course (`000_b388954048d25251.txt` or `002_89640e05264e4932.txt`),
+# "Learning the filters", "The Im2col transformation", "Convolutional layer complete matrix
+# formalism" (X the batched inputs, W the filters, a the activation maps, E_a the
+# activation errors, E_x the propagated input errors) and "Dimensionality reduction:
+# Pooling"; the lecture `003_34b0db9ed1061ff1.txt`, "Pooling" and "Max pooling 1D"; the MLP
+# chapter of `004_3d9df880d40eb3ff.txt` for the chain rule and the δ's.
 #
-#     dW2 = dY @ X.T        the gradient of the filters, reshaped to W's (O, C, kh, kw)
-#     db  = dY summed over its columns (every image and position the bias was added to)
-#     dX  = W2.T @ dY       the gradient of the columns, (C*kh*kw, N*OH*OW)
-#     dx  = col2im(dX)      each column entry back to the pixel it was copied from, summed
+# **Forward.** With ``X = im2col(x)``, ``(C*kh*kw, N*OH*OW)``, and the filters as a matrix
+# ``W2`` of shape ``(O, C*kh*kw)`` (one filter per row), the whole layer is
 #
-# The last line is where col2im's sum matters: a pixel under several windows influenced the
-# loss through each of them.
+#     Y = W2 X + b          (O, N*OH*OW), one column per image and output position
+#
+# then reordered to ``y`` of shape ``(N, O, OH, OW)``. This is the slides' matrix formalism:
+# one product for the whole batch.
+#
+# **Backward** (your derivation). ``conv_backward`` receives ``dy = dL/dy``, the slides'
+# E_a, of the shape of ``y``, and returns three gradients: ``dL/dW`` (shape of ``W``),
+# ``dL/db`` (shape of ``b``) and ``dL/dx`` (shape of ``x``, the slides' E_x). ``Y = W2 X + b``
+# is a product of two matrices plus a bias repeated along the columns, as in a dense layer
+# of the MLP chapter, only with ``N*OH*OW`` "examples" (the columns). Derive, with the
+# chain rule, ``dL/dW2`` and ``dL/db`` from ``dL/dY`` and ``X``, and ``dL/dX`` from ``W2`` and
+# ``dL/dY``; check the shapes of your products. Then get from ``dL/dX`` (the gradient of the
+# columns) to ``dL/dx`` (the gradient of the images) with what you built in the im2col
+# practical. Mind the layout: ``dy`` must be put in the column order of ``X`` first.
 #
 # **Max-pooling** keeps the largest value of each ``size x size`` window (moving by
-# ``stride``), channel by channel. It has no weights, and its gradient is a routing: the
-# window's maximum passed its value on, so it gets the window's ``dy``; the other pixels did
-# not matter and get 0. Where windows overlap (a 3 x 3 pool with stride 2), a pixel that is
-# the maximum of two windows gets both ``dy``. im2col does the bookkeeping again: treat each
-# channel as an image of its own (``x.reshape(N*C, 1, H, W)``), so that ``im2col`` gives one
-# column per window, ``(size*size, N*C*OH*OW)``; ``argmax`` down each column gives the
-# winner, and backward writes ``dy`` at the winners of a zero matrix of the same shape and
-# sends it through ``col2im``.
+# ``stride``), channel by channel; it has no weights. im2col does the bookkeeping again if
+# each channel is treated as an image of its own (``N*C`` images of one channel): every
+# window becomes a column. The forward pass keeps, for each window, *which* row of its
+# column held the maximum: that is all the backward pass needs. Derive the backward pass:
+# how does ``y`` change when one pixel of a window changes a little, if that pixel is the
+# window's maximum, and if it is not? What happens to a pixel that is the maximum of two
+# overlapping windows (a 3 x 3 pool with stride 2)?
 #
 # **Ties.** When several pixels of a window hold the same maximum, the derivative does not
 # exist (the max has a kink there); by convention the **first** of them in reading order
-# (top-left first), the one ``np.argmax`` returns, gets all of ``dy``. nn and PyTorch do the
+# (top-left first), the one ``np.argmax`` returns, is the maximum. nn and PyTorch do the
 # same, so your layer matches theirs even then.
 #
-# You write ``conv_forward``, ``conv_backward``, ``maxpool_forward`` and ``maxpool_backward``
-# (CS231n style: each forward returns its output and a ``cache`` of what backward needs). The
-# layer classes ``ConvByHand`` and ``MaxPoolByHand`` that wrap them for ``nn.Network`` are
-# given. The experiment checks the gradients numerically, then trains the same small CNN
-# twice on Fashion-MNIST, once with your layers and once with nn's, from the same weights.
-# Everything here imports ``im2col``, ``col2im`` and ``conv_output_size`` from your
-# ``im2col.py`` (same folder): finish that practical first.
+# **Training.** The slides leave the training of a CNN to you: ``train_by_hand`` shuffles
+# the training set every epoch, cuts it into mini-batches, and for each one runs the
+# forward pass, the loss, the backward pass and the update of every parameter by gradient
+# descent with momentum (the slides' LeNet is trained with a momentum α = 0.9). It works on
+# any ``nn.Network``, so it trains your layers and nn's alike.
+#
+# You write ``conv_forward``, ``conv_backward``, ``maxpool_forward``, ``maxpool_backward``
+# (CS231n style: each forward returns its output and a ``cache`` of what backward needs) and
+# ``train_by_hand``. The layer classes ``ConvByHand`` and ``MaxPoolByHand`` that wrap the
+# four functions for ``nn.Network`` are given. The experiment checks the gradients
+# numerically, then trains the same small CNN twice on Fashion-MNIST with your loop, once
+# with your layers and once with nn's, from the same weights (the slides use MNIST; nn uses
+# Fashion-MNIST, or its bundled sample when offline). Everything here imports ``im2col``,
+# ``col2im`` and ``conv_output_size`` from your ``im2col.py`` (same folder): finish that
+# practical first.
 
 # %%
 import numpy as np
@@ -54,6 +77,8 @@ from nn.layers.init import SCHEMES, draw
 
 def conv_forward(x, W, b, stride=1, padding=0):
     """Forward pass of a convolution layer: im2col and one matrix product.
+
+    Difficulty ★★.
 
     Parameters
     ----------
@@ -71,36 +96,37 @@ def conv_forward(x, W, b, stride=1, padding=0):
     """
     N, C, H, Wd = x.shape
     O, _, kh, kw = W.shape
-    raise NotImplementedError("cols = im2col(x, ...), W.reshape(O, -1) @ cols + b[:, None] is (O, N*OH*OW): reshape to (O, N, OH, OW) and put N first")
+    raise NotImplementedError("★★ the columns of x, the filters as a matrix times the columns plus the bias of each filter, then the result reordered from one column per image and position to images first")
     cache = (x.shape, W, cols, stride, padding)
     return y, cache
 
 
 def conv_backward(dy, cache):
-    """Backward pass of :func:`conv_forward`.
+    """Backward pass of :func:`conv_forward` (your derivation: see "Backward" above).
+
+    Difficulty ★★★.
 
     Parameters
     ----------
-    dy : (N, O, OH, OW) upstream gradient ``dL/dy`` (not modified)
+    dy : (N, O, OH, OW) upstream gradient ``dL/dy``, the slides' E_a (not modified)
     cache : what :func:`conv_forward` returned
 
     Returns
     -------
-    dx : (N, C, H, W) ``col2im(W2.T @ dY)``
-    dW : (O, C, kh, kw) ``dY @ cols.T`` reshaped
-    db : (O,) ``dY`` summed over its columns
-
-    with ``dY`` = ``dy`` as an ``(O, N*OH*OW)`` matrix (columns in the order of ``cols``)
-    and ``W2 = W.reshape(O, -1)``.
+    dx : (N, C, H, W) ``dL/dx``, the error propagated to the inputs (the slides' E_x)
+    dW : (O, C, kh, kw) ``dL/dW``
+    db : (O,) ``dL/db``
     """
     x_shape, W, cols, stride, padding = cache
     O, C, kh, kw = W.shape
-    raise NotImplementedError("dY = dy.transpose(1, 0, 2, 3).reshape(O, -1); then dW, db and dx = col2im(...) as in the docstring")
+    raise NotImplementedError("★★★ put dy in the column order of the forward product, then the three gradients you derived from the matrix form; the gradient of the columns goes back to the images through the adjoint of im2col")
     return dx, dW, db
 
 
 def maxpool_forward(x, size, stride=None):
     """Max-pooling: the largest value of every ``size x size`` window, channel by channel.
+
+    Difficulty ★★.
 
     Parameters
     ----------
@@ -118,28 +144,63 @@ def maxpool_forward(x, size, stride=None):
     """
     stride = size if stride is None else stride
     N, C, H, W = x.shape
-    raise NotImplementedError("im2col of x.reshape(N*C, 1, H, W) (one column per window), argmax and max down the columns, reshape to (N, C, OH, OW)")
+    raise NotImplementedError("★★ every channel seen as an image of one channel, so that its columns are the windows; the row of each column's maximum (the first on ties), the maxima themselves, and the output in the shape of the docstring")
     cache = (x.shape, argmax, size, stride)
     return y, cache
 
 
 def maxpool_backward(dy, cache):
-    """Backward pass of :func:`maxpool_forward`: each ``dy`` routed to its window's maximum.
+    """Backward pass of :func:`maxpool_forward` (your derivation: see "Max-pooling" above).
+
+    Difficulty ★★★.
 
     Parameters
     ----------
-    dy : (N, C, OH, OW) upstream gradient (not modified)
+    dy : (N, C, OH, OW) upstream gradient ``dL/dy`` (not modified)
     cache : what :func:`maxpool_forward` returned
 
     Returns
     -------
-    dx : (N, C, H, W), zero except at the windows' maxima; a pixel that is the maximum of
-        several (overlapping) windows gets the sum of their ``dy``.
+    dx : (N, C, H, W) ``dL/dx``
     """
     x_shape, argmax, size, stride = cache
     N, C, H, W = x_shape
-    raise NotImplementedError("a zero (size*size, N*C*OH*OW) matrix with dy.ravel() at row argmax of each column, then col2im to (N*C, 1, H, W) and reshape to x_shape")
+    raise NotImplementedError("★★★ the gradient of the columns of the forward pass, from what you derived about the maximum and the other pixels of a window, then back to the images with the adjoint of im2col")
     return dx
+
+
+def train_by_hand(net, x, y, epochs, batch_size=32, lr=0.01, momentum=0.9, seed=0):
+    """Train ``net`` by mini-batch gradient descent with momentum, written by hand.
+
+    Difficulty ★★★ (the procedure the slides leave to you).
+
+    Every epoch visits the examples in a new random order (drawn from
+    ``np.random.default_rng(seed)``), in mini-batches of ``batch_size`` (the last one may be
+    smaller). For each mini-batch: the forward pass in training mode (dropout on), the loss
+    ``net.loss`` (mean over the batch), its gradient sent back through the network (which
+    fills ``layer.grads`` for every ``(layer, name)`` of ``net.parameters()``), and the
+    update of every parameter ``w`` with its own velocity ``v`` (zero at the start)::
+
+        v <- momentum * v - lr * dL/dw          w <- w + v
+
+    Parameters
+    ----------
+    net : nn.Network with a loss that takes class ids (e.g. ``SoftmaxCrossEntropy``)
+    x : (N, ...) inputs; y : (N,) class ids
+    epochs, batch_size : int
+    lr, momentum : float, the slides' η and α
+    seed : int
+
+    Returns
+    -------
+    dict of two lists, one value per epoch: ``"loss"``, the mean loss over the epoch's
+    examples (each batch's loss weighted by its size), and ``"accuracy"``, the fraction of
+    the epoch's examples whose largest output is their class (both measured on the batches
+    as they were trained on, before each update).
+    """
+    history = {"loss": [], "accuracy": []}
+    raise NotImplementedError("★★★ one velocity per parameter; for every epoch a fresh permutation of the examples, then for every mini-batch the forward pass in training mode, the loss and its gradient backpropagated, the momentum update of every parameter, and the sums that give the epoch's mean loss and accuracy")
+    return history
 
 
 # %% [markdown]
@@ -158,8 +219,8 @@ class ConvByHand(Layer):
 
     ``ConvByHand(in_channels, out_channels, kernel_size, stride=1, padding=0, init="auto")``
     with an int or ``(kh, kw)`` ``kernel_size`` and int ``stride`` and ``padding``; the same
-    parameters and initialisation as ``nn.layers.Conv2D`` (Xavier, or He when a Network sees
-    a ReLU after it).
+    parameters and initialisation schemes as ``nn.layers.Conv2D`` (``"auto"`` is Xavier;
+    ``"he"`` for a layer followed by a ReLU).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, init="auto"):
@@ -244,15 +305,18 @@ def small_cnn(by_hand):
     """A small CNN for 1x28x28 images, with the by-hand layers or nn's.
 
     conv 5x5, 8 filters, padding 2 -> ReLU -> max-pool 2 -> conv 5x5, 16 filters -> ReLU ->
-    max-pool 3, stride 2 (overlapping) -> dense 10 (16 * 4 * 4 = 256 inputs).
+    max-pool 3, stride 2 (overlapping) -> dense 10 (16 * 4 * 4 = 256 inputs). The
+    convolutions are followed by a ReLU, so their weights are drawn with He's scale
+    (``init="he"``): Xavier's keeps the variance of a linear layer, and a ReLU halves it at
+    every layer.
     """
     from nn import Network
     from nn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
     from nn.losses import SoftmaxCrossEntropy
 
     conv, pool = (ConvByHand, MaxPoolByHand) if by_hand else (Conv2D, MaxPool2D)
-    return Network([conv(1, 8, 5, padding=2), ReLU(), pool(2),          # 8x28x28 -> 8x14x14
-                    conv(8, 16, 5), ReLU(), pool(3, 2),                 # 16x10x10 -> 16x4x4
+    return Network([conv(1, 8, 5, padding=2, init="he"), ReLU(), pool(2),   # 8x28x28 -> 8x14x14
+                    conv(8, 16, 5, init="he"), ReLU(), pool(3, 2),          # 16x10x10 -> 16x4x4
                     Flatten(), Dense(16 * 4 * 4, 10)], SoftmaxCrossEntropy())
 
 
@@ -313,14 +377,16 @@ if __name__ == "__main__":
               f"{np.abs(MaxPoolByHand(3, 2).forward(x_pool) - MaxPool2D(3, 2).forward(x_pool)).max():.1e}")
 
 # %% [markdown]
-# ## Training a CNN with your layers
+# ## Training a CNN with your layers and your loop
 #
 # The same small CNN twice (``small_cnn``): with ``ConvByHand`` / ``MaxPoolByHand``, and with
-# nn's ``Conv2D`` / ``MaxPool2D``, starting from the same weights (copied), trained with the
-# same seed (same batches), in float32. The two learning curves should lie on each other:
-# they differ only by float32 rounding, which the order of the sums changes. nn's layers
-# are faster (numba kernels for im2col, col2im and pooling, and the ``argmax`` of a pool
-# computed without copying windows); yours compute the same thing.
+# nn's ``Conv2D`` / ``MaxPool2D``, starting from the same weights (copied), both trained by
+# your ``train_by_hand`` with the same seed (same batches), in float32. The two learning
+# curves should lie on each other: they differ only by float32 rounding, which the order of
+# the sums changes. nn's layers are faster (numba kernels for col2im and max-pooling, and
+# the ``argmax`` of a pool computed without copying windows); yours compute the same thing.
+# (The slides train with plain gradient descent and momentum, as here; the later practicals
+# use Adam through ``Network.fit``.)
 
 # %%
 if __name__ == "__main__":
@@ -331,9 +397,8 @@ if __name__ == "__main__":
     from nn.course import show
     from nn.data import FASHION_MNIST_CLASSES, Standardize, load_fashion_mnist
     from nn.metrics import print_confusion
-    from nn.optim import Adam
 
-    SEED, EPOCHS, N_TRAIN = 0, 3, 20_000
+    SEED, EPOCHS, N_TRAIN, LR, MOMENTUM = 0, 3, 20_000, 0.01, 0.9
     x_train, y_train = load_fashion_mnist("train")
     x_test, y_test = load_fashion_mnist("test")
     x_train, y_train = x_train[:N_TRAIN], y_train[:N_TRAIN]
@@ -347,28 +412,23 @@ if __name__ == "__main__":
     histories, results = {}, {}
     for name, net in networks.items():
         start = time.perf_counter()
-        histories[name] = net.fit(x_train, y_train, epochs=EPOCHS, batch_size=64,
-                                  optimizer=Adam(1e-3), valid=(x_test, y_test), seed=SEED,
-                                  progress=False)
+        histories[name] = train_by_hand(net, x_train, y_train, EPOCHS, batch_size=32, lr=LR,
+                                        momentum=MOMENTUM, seed=SEED)
         seconds = time.perf_counter() - start
         results[name] = net.evaluate(x_test, y_test)
         print(f"{name:9s}: test accuracy {100 * results[name]['accuracy']:.2f} %, "
               f"{EPOCHS * len(x_train) / seconds:.0f} images/s in training "
-              f"({seconds:.0f} s for {EPOCHS} epochs of {len(x_train)} images, with the test "
-              "set after each)")
+              f"({seconds:.0f} s for {EPOCHS} epochs of {len(x_train)} images)")
     print_confusion(results["by hand"]["confusion"], FASHION_MNIST_CLASSES,
                     title="\nby-hand layers, Fashion-MNIST test set")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     epochs = np.arange(1, EPOCHS + 1)
     for name, style in (("by hand", "-o"), ("nn layers", "--x")):
-        for key, label, color in (("train", "training", "C0"), ("valid", "test", "C1")):
-            axes[0].plot(epochs, histories[name][f"{key}_loss"], style, color=color,
-                         label=f"{name}, {label}")
-            axes[1].plot(epochs, 100 * np.array(histories[name][f"{key}_accuracy"]), style,
-                         color=color, label=f"{name}, {label}")
-    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss", xticks=epochs)
-    axes[1].set(xlabel="epoch", ylabel="%", title="accuracy", xticks=epochs)
+        axes[0].plot(epochs, histories[name]["loss"], style, label=name)
+        axes[1].plot(epochs, 100 * np.array(histories[name]["accuracy"]), style, label=name)
+    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="training loss", xticks=epochs)
+    axes[1].set(xlabel="epoch", ylabel="%", title="training accuracy", xticks=epochs)
     axes[1].legend()
     fig.tight_layout()
     show(fig, "learning_curves")

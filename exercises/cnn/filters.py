@@ -1,57 +1,78 @@
 # %% [markdown]
 # # Classic image filters with your own 2D convolution
 #
+# **What you will learn.** What a convolution filter computes, pixel by pixel; the difference
+# between the cross-correlation a CNN computes and the convolution of mathematics; how
+# padding and stride set the size of the output; how to compute a filter with a loop over
+# the kernel's offsets instead of the image's pixels; and what the slides' classic kernels
+# (sharpen, Gaussian blur, edge detector, axis elevation) do to an image.
+#
+# **Estimated time:** 1 h 30 (★ a few minutes, ★★ up to half an hour, ★★★ longer).
+#
+# Slides: the doctoral course (`000_b388954048d25251.txt`), "Convolution filter", "Filter
+# effect examples" and "Convolutional Neural Networks"; the lecture on convolutional networks
+# (`003_34b0db9ed1061ff1.txt`), "Discrete convolution" and "2-D convolution" (strides,
+# "Size_output = Size_input - Size_kernel + 1").
+#
 # A convolution layer slides a small grid of weights, the **kernel**, over an image. At each
-# position it multiplies the pixels under the kernel by the weights and adds the products.
-# For an image ``x`` of ``H x W`` pixels and a kernel ``k`` of ``kh x kw`` weights, the output
-# pixel ``(i, j)`` is
+# position it multiplies the pixels under the kernel by the weights and adds the products:
+# one neuron whose weights are the kernel, applied at every position. For an image ``x`` of
+# ``H x W`` pixels and a kernel ``k`` of ``kh x kw`` weights, the output pixel ``(i, j)`` is
 #
 #     y[i, j] = sum over a < kh, b < kw of  k[a, b] * x[s*i + a, s*j + b]
 #
 # with ``s`` the **stride** (the step between two positions of the kernel). This is, strictly
-# speaking, a **cross-correlation**. The convolution of mathematics flips the kernel first,
+# speaking, a **cross-correlation**. The convolution of mathematics (the slides' discrete
+# convolution) flips the kernel first,
 #
 #     (x * k)[i, j] = sum over a, b of  k[a, b] * x[i - a, j - b]
 #
-# that is, the cross-correlation of ``x`` with ``k[::-1, ::-1]`` (the kernel turned by 180
-# degrees; the output index is then counted from the window's last pixel, not its first),
-# which makes it commutative (``x * k = k * x``) and makes a single bright pixel (an impulse)
-# come out as the kernel itself. A CNN learns its kernels, so whether they are flipped makes
-# no difference to what it can learn: every deep-learning library (PyTorch, Keras, nn)
-# computes the cross-correlation and calls it convolution. For a symmetric kernel (a blur)
-# both are the same; for an asymmetric one (an edge detector) they differ by the flip.
+# that is, the cross-correlation of ``x`` with the kernel turned by 180 degrees (the output
+# index is then counted from the window's last pixel, not its first), which makes it
+# commutative (``x * k = k * x``) and makes a single bright pixel (an impulse) come out as
+# the kernel itself. A CNN learns its kernels, so whether they are flipped makes no
+# difference to what it can learn: every deep-learning library (PyTorch, Keras, nn) computes
+# the cross-correlation and calls it convolution. For a symmetric kernel (a blur) both are
+# the same; for an asymmetric one (axis elevation) they differ by the flip.
 #
 # **Padding.** Without it, the kernel must fit inside the image, and the output is smaller:
-# ``H - kh + 1`` rows. Adding ``p`` rows and columns of zeros on every side, and moving by
-# ``s`` pixels, gives
+# ``H - kh + 1`` rows, as on the slide. Adding ``p`` rows and columns of zeros on every side,
+# and moving by ``s`` pixels, gives
 #
 #     OH = (H + 2p - kh) // s + 1        OW = (W + 2p - kw) // s + 1
 #
 # For an odd kernel, ``p = kh // 2`` and ``s = 1`` keep the size of the image ("same").
 #
-# **How to compute it.** Looping over the output pixels is slow in Python (a 600 x 512 image
-# has 300 000 of them). Loop over the **kernel offsets** instead: for the offset ``(a, b)``,
-# the pixels ``x[s*i + a, s*j + b]`` for *every* ``(i, j)`` form one strided slice of the
-# padded image, ``padded[a : a + s*(OH-1) + 1 : s, b : b + s*(OW-1) + 1 : s]``, an ``OH x OW``
-# array. The output is the sum over the ``kh * kw`` offsets of ``k[a, b]`` times that slice:
-# 25 array operations for a 5 x 5 kernel, whatever the size of the image.
+# **How to compute it fast.** Looping over the output pixels is slow in Python (a 600 x 512
+# image has 300 000 of them). Loop over the **kernel offsets** instead: for one offset
+# ``(a, b)``, the pixels that this weight multiplies, for *every* output position at once,
+# form a regular grid of the padded image (every ``s``-th row and column, starting at
+# ``(a, b)``): one strided slice, an ``OH x OW`` array. Work out where that slice starts and
+# stops. The output is then ``kh * kw`` array operations (25 for a 5 x 5 kernel), whatever
+# the size of the image.
 #
-# **The classic kernels** (3 x 3 unless said otherwise):
+# **The slides' classic kernels** ("Filter effect examples"), all 3 x 3:
 #
 # | name | kernel | what it does |
 # |---|---|---|
-# | sharpen | 5 in the centre, -1 at the 4 neighbours | adds to each pixel its difference with its neighbours |
-# | Gaussian blur | ``exp(-(u² + v²) / 2σ²)``, normalised to sum 1 | a weighted local mean, weights decreasing with the distance |
-# | edges (Laplacian) | 4 in the centre, -1 at the 4 neighbours | minus a second derivative: 0 on flat regions and on linear ramps, large across edges |
-# | Sobel x | rows ``[-1, 0, 1]``, ``[-2, 0, 2]``, ``[-1, 0, 1]`` | horizontal derivative (smoothed vertically): vertical edges |
-# | emboss | ``[-2, -1, 0]``, ``[-1, 1, 1]``, ``[0, 1, 2]`` | "axis elevation": the image plus its derivative along the diagonal, as if lit from one side |
+# | sharpen | ``[[0, -1, 0], [-1, 5, -1], [0, -1, 0]]`` | adds to each pixel its difference with its 4 neighbours |
+# | Gaussian blur | ``[[1, 2, 1], [2, 4, 2], [1, 2, 1]] / 16`` | a weighted local mean, weights decreasing with the distance |
+# | edge detector | ``[[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]`` | the pixel minus its 8 neighbours: 0 on flat regions and on linear ramps, large across edges |
+# | axis elevation | ``[[-1, -1, -1], [0, 0, 0], [1, 1, 1]]`` | the row below minus the row above: a vertical derivative, as if the image were lit from above |
+#
+# and two more, named for what they are: **Sobel x**, ``[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]``,
+# the horizontal derivative (smoothed vertically), which finds vertical edges; and
+# **emboss**, ``[[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]``, the image plus its derivative along
+# the diagonal (a relief lit from the top-left corner). The slide's blur is a Gaussian
+# sampled on 3 x 3 pixels; ``gaussian_kernel`` makes one of any size and width.
 #
 # A kernel that sums to 1 keeps the mean brightness of flat regions (blur, sharpen, emboss);
-# one that sums to 0 returns 0 there (the edge detectors).
+# one that sums to 0 returns 0 there (the edge detector, axis elevation, Sobel).
 #
 # You write ``correlate2d`` (what a CNN layer computes), ``convolve2d`` (the flip),
 # ``gaussian_kernel`` and ``classic_kernels``. The experiment applies them to a photograph of
-# Grace Hopper (shipped with matplotlib) and to a Fashion-MNIST image.
+# Grace Hopper (shipped with matplotlib) and to a Fashion-MNIST image (the slides use MNIST
+# digits; nn uses Fashion-MNIST, or its bundled sample when offline).
 
 # %%
 import numpy as np
@@ -59,6 +80,8 @@ import numpy as np
 
 def correlate2d(image, kernel, stride=1, padding=0):
     """Cross-correlation of a 2D ``image`` with a 2D ``kernel`` (what a CNN calls convolution).
+
+    Difficulty ★★.
 
     Parameters
     ----------
@@ -73,8 +96,9 @@ def correlate2d(image, kernel, stride=1, padding=0):
 
         y[i, j] = sum over a, b of kernel[a, b] * padded[stride*i + a, stride*j + b]
 
-    computed with one loop over the kernel offsets ``(a, b)``, each adding
-    ``kernel[a, b]`` times a strided slice of the padded image (``OH x OW`` values).
+    computed with one loop over the kernel offsets (see "How to compute it fast" above), not
+    over the output pixels. The sums are done in floating point: a uint8 photograph would
+    overflow and wrap around in its own type.
     """
     image, kernel = np.asarray(image), np.asarray(kernel)
     if image.ndim != 2 or kernel.ndim != 2:
@@ -85,28 +109,29 @@ def correlate2d(image, kernel, stride=1, padding=0):
     if kh > H + 2 * padding or kw > W + 2 * padding:
         raise ValueError(f"correlate2d: a {kh}x{kw} kernel does not fit in the {H}x{W} image "
                          f"padded by {padding}; use more padding or a smaller kernel")
-    raise NotImplementedError("pad with np.pad (in float), OH and OW, then for each offset (a, b): y += kernel[a, b] * padded[a : a + stride*(OH-1) + 1 : stride, b : ...]")
+    raise NotImplementedError("★★ the output size, the image padded with zeros in floating point, then for every kernel offset add its weight times the strided slice of the padded image that this offset sees")
     return y
 
 
 def convolve2d(image, kernel, stride=1, padding=0):
-    """The true 2D convolution: :func:`correlate2d` with the kernel turned by 180 degrees.
+    """The true 2D convolution: the cross-correlation with the kernel turned by 180 degrees.
 
-    Same parameters and output shape as :func:`correlate2d`::
+    Difficulty ★. Same parameters and output shape as :func:`correlate2d`::
 
         y[i, j] = sum over a, b of kernel[kh-1-a, kw-1-b] * padded[stride*i + a, stride*j + b]
 
     With ``padding = kernel size - 1`` on a square kernel ("full" mode), an impulse image
     gives the kernel back, and ``convolve2d(x, k)`` equals ``convolve2d(k, x)``.
     """
-    raise NotImplementedError("correlate2d with kernel[::-1, ::-1]")
+    raise NotImplementedError("★ reuse your cross-correlation, with the kernel reversed along both of its axes")
     return y
 
 
 def gaussian_kernel(size, sigma):
     """A ``size x size`` Gaussian blur kernel of width ``sigma`` (pixels), summing to 1.
 
-    With ``c = (size - 1) / 2`` the centre (between two pixels for an even ``size``)::
+    Difficulty ★. With ``c = (size - 1) / 2`` the centre (between two pixels for an even
+    ``size``)::
 
         k[u, v] = exp(-((u - c)² + (v - c)²) / (2 sigma²)) / (sum of all those values)
 
@@ -114,22 +139,24 @@ def gaussian_kernel(size, sigma):
     -------
     (size, size) float64 array, symmetric, largest at the centre.
     """
-    raise NotImplementedError("offsets u - c with np.arange(size), the exp of the outer sum of squares, divided by its total")
+    raise NotImplementedError("★ the offsets of the rows and columns from the centre, the Gaussian of the squared distance for every pair, normalised so that the weights add up to 1 (no loop needed: an outer sum)")
     return k
 
 
 def classic_kernels():
-    """The slides' classic kernels, by name (see the table at the top).
+    """The slides' classic kernels and two more, by name (see the table at the top).
+
+    Difficulty ★.
 
     Returns
     -------
-    dict name -> 2D float64 array, with the keys
-        ``"sharpen"`` (3x3), ``"gaussian blur"`` (``gaussian_kernel(5, 1.0)``),
-        ``"edges"`` (the 3x3 Laplacian, 4 in the centre), ``"sobel x"`` (3x3, positive on
-        the right: it responds > 0 where the image gets brighter to the right, under
-        :func:`correlate2d`) and ``"emboss"`` (3x3, the diagonal relief of the table).
+    dict name -> (3, 3) float64 array, with the keys
+        ``"sharpen"``, ``"gaussian blur"``, ``"edge detector"`` and ``"axis elevation"``
+        (the four matrices of the slides' "Filter effect examples", the blur with its
+        1/16), ``"sobel x"`` (positive on the right: it responds > 0 where the image gets
+        brighter to the right, under :func:`correlate2d`) and ``"emboss"``.
     """
-    raise NotImplementedError("a dict of np.array of the table's kernels, and gaussian_kernel(5, 1.0)")
+    raise NotImplementedError("★ the six matrices of the table at the top of the practical, as float arrays, in a dictionary keyed by the names of the docstring")
     return kernels
 
 
@@ -171,9 +198,9 @@ def show_side_by_side(images, titles, suptitle, cols=3):
 # ## The kernels on a photograph
 #
 # Grace Hopper, 600 x 512 pixels, in grey levels. Each kernel is applied with
-# ``padding = size // 2``, so every result keeps the size of the photo. The edge detectors
-# give signed values (dark on one side of an edge, bright on the other): they are shown with
-# 0 as mid-grey (``for_display``).
+# ``padding = size // 2``, so every result keeps the size of the photo. The kernels that sum
+# to 0 (edge detector, axis elevation, Sobel x) give signed values (dark on one side of an
+# edge, bright on the other): they are shown with 0 as mid-grey (``for_display``).
 
 # %%
 if __name__ == "__main__":
@@ -199,7 +226,7 @@ if __name__ == "__main__":
                            "Grace Hopper, filtered with correlate2d"), "grace_hopper")
 
 # %% [markdown]
-# A 5 x 5 blur barely shows on a photo of this size. Blurring harder (a wider Gaussian)
+# A 3 x 3 blur barely shows on a photo of this size. Blurring harder (a wider Gaussian)
 # and subtracting the blur from the image leaves only the fine details: the **unsharp mask**,
 # whose sum with the image is a stronger, tunable version of "sharpen". Near the border the
 # wide blur averages in the zeros of the padding: a dark frame, and a bright one in the
@@ -240,9 +267,9 @@ if __name__ == "__main__":
 #
 # An impulse (one white pixel) filtered by an asymmetric kernel shows the difference:
 # the convolution draws the kernel as it is, the cross-correlation draws it turned by 180
-# degrees. On the photo, Sobel x under convolution is exactly minus Sobel x under
-# correlation (the kernel is antisymmetric left-right), and the Gaussian blur is the same
-# under both (it is symmetric).
+# degrees. On the photo, axis elevation under convolution is exactly minus axis elevation
+# under correlation (the kernel turns into its opposite when rotated by 180 degrees; Sobel x
+# too), and the Gaussian blur is the same under both (it is symmetric).
 
 # %%
 if __name__ == "__main__":
@@ -252,11 +279,11 @@ if __name__ == "__main__":
     print("kernel:\n", k)
     print("convolution of an impulse:\n", convolve2d(impulse, k, padding=1))
     print("cross-correlation of an impulse:\n", correlate2d(impulse, k, padding=1))
-    sobel, blur = kernels["sobel x"], kernels["gaussian blur"]
-    print("Sobel x, convolution == -correlation:",
-          np.allclose(convolve2d(photo, sobel, padding=1), -filtered["sobel x"]))
+    elevation, blur = kernels["axis elevation"], kernels["gaussian blur"]
+    print("axis elevation, convolution == -correlation:",
+          np.allclose(convolve2d(photo, elevation, padding=1), -filtered["axis elevation"]))
     print("Gaussian blur, convolution == correlation:",
-          np.allclose(convolve2d(photo, blur, padding=2), filtered["gaussian blur"]))
+          np.allclose(convolve2d(photo, blur, padding=1), filtered["gaussian blur"]))
 
 # %% [markdown]
 # ## Stride: filtering and subsampling in one step

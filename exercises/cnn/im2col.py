@@ -1,6 +1,18 @@
 # %% [markdown]
 # # im2col and col2im by hand
 #
+# **What you will learn.** How a whole convolution layer becomes one matrix product (the
+# im2col transformation of the slides), with the exact layout of the columns that nn uses;
+# what the adjoint of a linear map is, and why backpropagation through im2col needs it
+# (col2im); how to test an adjoint without writing its matrix.
+#
+# **Estimated time:** 2 h (★ a few minutes, ★★ up to half an hour, ★★★ longer).
+#
+# Slides: the doctoral course (`000_b388954048d25251.txt` or `002_89640e05264e4932.txt`),
+# "The Im2col transformation", "Learning the filters" and "Convolutional layer complete
+# matrix formalism" (X the batched inputs, W the filters, a the activation maps, E_a the
+# activation errors, E_x the propagated input errors).
+#
 # A convolution layer takes a batch ``x`` of ``N`` images with ``C`` channels, ``(N, C, H, W)``,
 # and ``O`` filters ``W`` of shape ``(O, C, kh, kw)``. Output channel ``o`` at position
 # ``(i, j)`` of image ``n`` is the cross-correlation of the previous practical, summed over the
@@ -12,47 +24,45 @@
 # in Python, and even in C it does not use the processor well. **im2col** ("image to
 # columns") turns the whole layer into **one matrix product**: copy, for every image ``n`` and
 # output position ``(i, j)``, the ``C * kh * kw`` input values under the kernel into one
-# column of a matrix ``cols``. Then
-#
-#     y = W.reshape(O, C*kh*kw) @ cols           (O, C*kh*kw) @ (C*kh*kw, N*OH*OW) -> (O, N*OH*OW)
-#
-# and one reshape and transpose give ``(N, O, OH, OW)``. A matrix product is the most
-# optimised operation there is (BLAS on a CPU, cuBLAS on a GPU); the price is memory,
-# ``cols`` being about ``kh * kw`` times larger than ``x``.
+# column of a matrix ``cols``. Then the filters, one per row of a ``(O, C*kh*kw)`` matrix,
+# times ``cols``, ``(C*kh*kw, N*OH*OW)``, give every output value at once (slide: "Matrix
+# multiply!"). A matrix product is the most optimised operation there is (BLAS on a CPU,
+# cuBLAS on a GPU); the price is memory, ``cols`` being about ``kh * kw`` times larger than
+# ``x``.
 #
 # **The layout** (the one ``nn`` uses, so your columns can be compared with the library's):
 #
 # - row ``c*kh*kw + a*kw + b`` holds channel ``c`` at kernel offset ``(a, b)``: the order of
-#   ``W[o].ravel()``, so that ``W.reshape(O, -1)`` lines up with it;
+#   the weights of one filter read in memory order, so that the filters reshaped to
+#   ``(O, C*kh*kw)`` line up with it;
 # - column ``n*OH*OW + i*OW + j`` holds image ``n`` at output position ``(i, j)``: images are
 #   the slow index, positions in reading order.
 #
-# In other words ``cols`` is the array of shape ``(C, kh, kw, N, OH, OW)`` reshaped to
-# ``(C*kh*kw, N*OH*OW)``, where ``cols6[c, a, b, n, i, j] = padded[n, c, s*i + a, s*j + b]``.
-# As in ``correlate2d``, loop over the kernel offsets ``(a, b)`` only: for each one,
-# ``padded[:, :, a : a + s*(OH-1) + 1 : s, b : b + s*(OW-1) + 1 : s]`` is an
-# ``(N, C, OH, OW)`` array holding that tap for every image, channel and position at once;
-# move its channel axis first (``transpose(1, 0, 2, 3)``) and store it in ``cols6[:, a, b]``.
+# In other words ``cols`` is an array of shape ``(C, kh, kw, N, OH, OW)`` seen as
+# ``(C*kh*kw, N*OH*OW)``, holding ``padded[n, c, s*i + a, s*j + b]`` at ``[c, a, b, n, i, j]``.
+# As in ``correlate2d``, loop over the kernel offsets ``(a, b)`` only: for one offset, the
+# values it takes, for every image, channel and position at once, are one strided slice of
+# the padded batch; its axes are not in the order of ``cols``, so reorder them before you
+# store them.
 #
-# **col2im** goes back: it takes a matrix shaped like ``cols`` and returns an array shaped
-# like ``x``, *adding* every entry to the input pixel it was copied from. When windows overlap
-# (stride smaller than the kernel) a pixel was copied into several columns, so it receives
-# several contributions; padding pixels receive some too, and are cropped at the end.
-#
-# **Why a sum?** im2col is linear, ``cols = M x`` for a (huge, 0/1) matrix ``M``. Its adjoint
-# (transpose) ``M^T`` is what backpropagation needs: if a loss ``L`` depends on ``x`` through
-# ``cols``, then ``dL/dx = M^T dL/dcols``. A pixel copied into several columns influences
-# the loss through each of them, so its gradient is the sum of theirs. That is col2im. The
-# identity that defines the adjoint, and that the tests check, is
+# **col2im.** im2col is linear: ``cols = M x`` for a (huge, 0/1) matrix ``M`` that nobody
+# writes down. Backpropagation needs its **adjoint** (transpose) ``M^T``: if a loss ``L``
+# depends on ``x`` only through ``cols``, the chain rule gives ``dL/dx = M^T dL/dcols``. This
+# is how the slides' E_x, the error propagated to the inputs, is obtained from the error of
+# the columns. col2im is that adjoint, defined by the identity
 #
 #     < im2col(x), c >  =  < x, col2im(c) >        for every x and c
 #
-# (``<u, v>`` is the sum of the element-wise products). col2im is not the inverse of im2col:
-# ``col2im(im2col(x))`` is ``x`` times the number of windows covering each pixel.
+# (``<u, v>`` is the sum of the element-wise products). Derive what ``M^T`` does to one entry
+# of ``c`` (which pixel of ``x`` it belongs to, and what happens to a pixel that was copied
+# into several columns, or to an entry that was copied from the padding), then write it
+# without a loop over pixels. The tests check the identity in float64 for random ``x`` and
+# ``c``. Is col2im the inverse of im2col? Decide before you run the experiment.
 #
-# You write ``conv_output_size``, ``im2col`` and ``col2im``. The experiment compares them
-# with ``nn``'s, computes a convolution with them, checks it against ``nn.layers.Conv2D``, and
-# times the loops over pixels against im2col.
+# You write ``conv_output_size``, ``im2col``, ``col2im`` and ``conv2d_im2col`` (a whole
+# convolution layer's forward pass as one matrix product). The experiment compares them with
+# ``nn``'s, checks your convolution against ``nn.layers.Conv2D``, and times the loops over
+# pixels against im2col.
 
 # %%
 import numpy as np
@@ -60,13 +70,13 @@ import numpy as np
 
 def conv_output_size(size, kernel, stride=1, padding=0):
     """Number of positions of a ``kernel``-wide window sliding by ``stride`` along an axis of
-    ``size`` pixels padded with ``padding`` zeros on both sides::
+    ``size`` pixels padded with ``padding`` zeros on both sides.
 
-        out = (size + 2 padding - kernel) // stride + 1
-
-    (less than 1 when the window does not fit).
+    Difficulty ★. The window starts at ``0, stride, 2 stride, ...`` and must fit inside the
+    padded axis (the previous practical's ``OH``). Returns an int, less than 1 when the
+    window does not fit at all.
     """
-    raise NotImplementedError("the formula of the docstring, with integer division")
+    raise NotImplementedError("★ count the starting positions of the window that leave it inside the padded axis (an integer division)")
     return out
 
 
@@ -83,6 +93,8 @@ def _output_shape(H, W, kh, kw, stride, padding):
 def im2col(x, kh, kw, stride=1, padding=0):
     """The columns of ``x``: every window of the convolution as one column.
 
+    Difficulty ★★ (the layout above).
+
     Parameters
     ----------
     x : (N, C, H, W) images
@@ -98,12 +110,16 @@ def im2col(x, kh, kw, stride=1, padding=0):
     """
     N, C, H, W = x.shape
     OH, OW = _output_shape(H, W, kh, kw, stride, padding)
-    raise NotImplementedError("pad H and W with np.pad, fill a (C, kh, kw, N, OH, OW) array with one strided slice per offset (a, b), channels first, then reshape")
+    raise NotImplementedError("★★ pad the two spatial axes, then fill the six-axis array of the layout one kernel offset at a time (one strided slice of the batch, its axes reordered so that channels come first) and view it as a matrix")
     return cols
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
-    """The adjoint of :func:`im2col`: each column entry added back onto the pixel it came from.
+    """The adjoint of :func:`im2col`: ``<im2col(x), c> = <x, col2im(c)>`` for every ``x``, ``c``.
+
+    Difficulty ★★★ (a derivation: see "col2im" above). With ``c = dL/dcols``, col2im gives
+    ``dL/dx``, the error propagated back to the images (the slides' E_x in "Convolutional
+    layer complete matrix formalism").
 
     Parameters
     ----------
@@ -113,13 +129,33 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
 
     Returns
     -------
-    x : (N, C, H, W) array of ``cols``'s dtype; a pixel under several windows gets the sum of
-        their entries, and the entries that fall on the padding are dropped.
+    x : (N, C, H, W) array of ``cols``'s dtype (``cols`` itself is not modified)
     """
     N, C, H, W = x_shape
     OH, OW = _output_shape(H, W, kh, kw, stride, padding)
-    raise NotImplementedError("view cols as (C, kh, kw, N, OH, OW), add each offset's (N, C, OH, OW) block into the same strided slice of a zero padded array, then crop the padding")
+    raise NotImplementedError("★★★ undo the layout of the columns, and for every kernel offset send its block back to the strided slice of a padded batch of zeros it was read from; decide what to do where slices overlap and with the padding")
     return x
+
+
+def conv2d_im2col(x, W, b, stride=1, padding=0):
+    """A convolution layer's forward pass as one matrix product (the slides' "Matrix multiply!").
+
+    Difficulty ★★.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) images
+    W : (O, C, kh, kw) filters; b : (O,) biases
+    stride, padding : int, the same on both axes
+
+    Returns
+    -------
+    y : (N, O, OH, OW), ``y[n, o, i, j] = b[o] + sum over c, a, b' of W[o, c, a, b'] *
+        padded[n, c, stride*i + a, stride*j + b']``, equal to :func:`conv_loops`.
+    """
+    O, _, kh, kw = W.shape
+    raise NotImplementedError("★★ the filters as a matrix with one filter per row, times the columns of x, plus each filter's bias on its row; then from one column per image and position back to images first")
+    return y
 
 
 def conv_loops(x, W, b, stride=1, padding=0):
@@ -233,12 +269,6 @@ if __name__ == "__main__":
         conv.params["b"] = b.copy()
         y_lib = conv.forward(images)
 
-    def conv_im2col(x, W, b, stride, padding):
-        O, _, kh, kw = W.shape
-        OH, OW = _output_shape(x.shape[2], x.shape[3], kh, kw, stride, padding)
-        out = W.reshape(O, -1) @ im2col(x, kh, kw, stride, padding) + b[:, None]
-        return out.reshape(O, len(x), OH, OW).transpose(1, 0, 2, 3)
-
     def timed(f, repeat):
         best = np.inf
         for _ in range(repeat):
@@ -247,7 +277,7 @@ if __name__ == "__main__":
             best = min(best, time.perf_counter() - start)
         return result, best
 
-    y_fast, t_fast = timed(lambda: conv_im2col(images, W, b, stride, padding), 5)
+    y_fast, t_fast = timed(lambda: conv2d_im2col(images, W, b, stride, padding), 5)
     y_slow, t_slow = timed(lambda: conv_loops(images[:8], W, b, stride, padding), 1)
     t_slow *= N / 8                       # the loops on 8 images, scaled to the batch
     _, t_lib = timed(lambda: conv.forward(images), 5)

@@ -1,33 +1,64 @@
 # %% [markdown]
-# # Looking inside a CNN: filters, activation maps and occlusion
+# # Looking inside a CNN: filters, activation maps, occlusion, saliency and filter maximisation
 #
-# The LeNet of the previous practical classifies Fashion-MNIST; here we look at *how*. Three
-# views, from the simplest to the most telling:
+# **What you will learn.** How to look at what a trained CNN computes: its first-layer
+# filters, the activation maps of its layers, which parts of an image its decision depends
+# on (occlusion maps, and saliency maps: the gradient of a class score with respect to the
+# input image), and which input image excites one chosen filter most (activation
+# maximisation, the slides' "filter maximization"). The last two use backpropagation in a
+# new way: not to change the weights, but to change the *image*, through the network's own
+# backward pass.
+#
+# **Estimated time:** 2 h 30 (★ a few minutes, ★★ up to half an hour, ★★★ longer).
+#
+# Slides: the doctoral course (`000_b388954048d25251.txt` or `002_89640e05264e4932.txt`),
+# "Pattern recognition with several filters", "Examples of filter maximization" ("input
+# images that maximize specific filters activation at different depth in a classification
+# network": edges, then patterns, then objects) and "Explaining a model decision with
+# occlusion analysis".
+#
+# The LeNet of the previous practical classifies Fashion-MNIST; here we look at *how*:
 #
 # 1. **The first-layer filters.** The 6 kernels of 5x5 weights of the first convolution are
 #    small images themselves. To show signed weights with one grey scale, each filter is
-#    mapped to [0, 1] so that **0 stays mid-grey**: ``0.5 + W / (2 max|W|)``, white for the
-#    largest positive weight of that filter, black for the largest negative one.
+#    mapped to [0, 1] so that **0 stays mid-grey**, white for the largest positive weight of
+#    that filter, black for the largest negative one.
 # 2. **Activation maps.** The output of the first ``n`` layers is, for each channel, an image:
-#    where in the picture that filter responded. After the first convolution the maps still
-#    look like the garment (edges, flat parts); after the second, at 10x10, they are coarser
-#    and more abstract.
-# 3. **Occlusion maps** (Zeiler & Fergus, 2014). Hide a part of the image under a patch of
-#    noise and watch the network's probability for the **true class**: if it drops, the
-#    hidden part mattered. Sliding the patch over the image, with its top-left corner at
-#    ``(i * stride, j * stride)``, gives a map
+#    where in the picture that filter responded.
+# 3. **Occlusion maps** (Zeiler & Fergus, 2014; the slides' occlusion analysis). Hide a part
+#    of the image under a patch of noise and watch the network's probability for the **true
+#    class**: if it drops, the hidden part mattered. Sliding the patch over the image, with
+#    its top-left corner at ``(i * stride, j * stride)``, gives a map
 #
 #        map[i, j] = p_label(image) - p_label(image with the patch at (i, j) replaced by noise)
 #
-#    with ``p = softmax(z)``, ``softmax(z)_k = exp(z_k - max z) / sum_l exp(z_l - max z)``
-#    (subtracting the largest logit changes nothing mathematically and avoids overflow).
-#    There are ``(H - patch) // stride + 1`` rows and as many columns (with ``W``). All the
-#    occluded images are built first and sent through the network in large batches: one
-#    forward call per position would be hundreds of tiny, slow calls.
+#    with ``p`` the softmax of the logits. All the occluded images are built first and sent
+#    through the network in large batches: one forward call per position would be hundreds
+#    of tiny, slow calls.
+# 4. **Saliency maps** (Simonyan, Vedaldi & Zisserman, 2014). The class score ``z_c`` (the
+#    logit of class ``c``, before the softmax) is a function of every pixel of the input.
+#    Its gradient with respect to the image says how much a small change of each pixel
+#    would change the score: the pixels the decision is most sensitive to. Backpropagation
+#    computes it in one backward pass: ``Network.backward(dy)`` returns ``dL/dx`` for any
+#    upstream gradient ``dy`` you give it. Which ``dy`` makes the "loss" the class score of
+#    each image? The saliency map shows, for each pixel, the largest ``|gradient|`` over the
+#    channels.
+# 5. **Filter maximisation** (Erhan et al., 2009; Olah et al., 2017). Start from a faint
+#    noise image and climb the gradient of the mean activation of one channel of one layer,
+#    *with respect to the image*: the image becomes what that filter looks for. Left alone,
+#    the climb produces high-frequency noise that excites the filter without looking like
+#    anything, so two regularisations are added: an **L2 penalty** on the image (subtract
+#    ``(l2 / 2) * sum x²`` from the objective: no pixel grows without bound) and **jitter**
+#    (at every step the image is shifted by a few random pixels, circularly, before the
+#    forward pass, and the gradient shifted back: a pattern must excite the filter wherever
+#    it sits). To reach an intermediate layer, run only the first ``k`` layers
+#    (``net.layers[:k]``) forward and backpropagate through the same layers in reverse order.
 #
-# You write ``normalise_filters``, ``activation_maps`` and ``occlusion_map``. The trained
-# network comes from ``models/lenet_fashion_mnist.npz``, written by the ``lenet`` practical;
-# without it this practical trains a LeNet for a couple of epochs first.
+# You write ``normalise_filters``, ``activation_maps``, ``occlusion_map``,
+# ``input_gradient`` and ``maximise_filter``. The trained network comes from
+# ``models/lenet_fashion_mnist.npz``, written by the ``lenet`` practical; without it this
+# practical trains a LeNet for a couple of epochs first (on Fashion-MNIST, or on its sample
+# bundled with nn when offline; the slides' examples come from a large ImageNet network).
 
 # %%
 import numpy as np
@@ -39,6 +70,8 @@ from nn import backends
 def normalise_filters(W):
     """Each filter mapped to [0, 1] for display, with 0 at mid-grey: ``0.5 + W / (2 max|W|)``.
 
+    Difficulty ★.
+
     Parameters
     ----------
     W : (O, C, kh, kw) convolution weights
@@ -49,12 +82,14 @@ def normalise_filters(W):
     separately (all its channels), and a filter of zeros becomes all 0.5.
     """
     W = np.asarray(W, dtype=np.float64)
-    raise NotImplementedError("divide each filter W[o] by twice its largest |weight| (1 where that is 0), add 0.5")
+    raise NotImplementedError("★ the largest absolute weight of each filter (over all its channels), each filter divided by twice it and shifted to mid-grey; a filter of zeros must not be divided by zero")
     return images
 
 
 def activation_maps(net, x, n_layers):
     """The output of the first ``n_layers`` layers of ``net`` for the images ``x``.
+
+    Difficulty ★.
 
     Parameters
     ----------
@@ -69,13 +104,15 @@ def activation_maps(net, x, n_layers):
     """
     B = backends.current()
     a = B.asarray(x)
-    raise NotImplementedError("apply layer.forward(a, train=False) for each of net.layers[:n_layers]")
+    raise NotImplementedError("★ run the first n_layers layers one after the other, in inference mode")
     return B.to_host(a)
 
 
 def occlusion_map(net, image, label, patch=6, stride=2, rng=None, batch_size=256):
     """How much the probability of the class ``label`` drops when a patch of noise hides each
     part of ``image``.
+
+    Difficulty ★★.
 
     Parameters
     ----------
@@ -96,8 +133,78 @@ def occlusion_map(net, image, label, patch=6, stride=2, rng=None, batch_size=256
     rng = np.random.default_rng() if rng is None else rng
     image = np.asarray(image)
     C, H, W = image.shape
-    raise NotImplementedError("stack the image and its occluded copies, softmax of net.predict in batches, p_label(image) - p_label(occluded)")
+    raise NotImplementedError("★★ a stack of the intact image and of one occluded copy per position of the patch (fresh noise each time), their logits in batches, their softmax probabilities of the watched class, and the drops arranged as a map")
     return drop
+
+
+def input_gradient(net, x, labels):
+    """The gradient of each image's class score with respect to the image.
+
+    Difficulty ★★. The score of image ``n`` is its logit ``z[n, labels[n]]`` (before the
+    softmax), the network run in inference mode (no dropout). Use the network's own
+    backward pass (see point 4 above); nothing is trained.
+
+    Parameters
+    ----------
+    net : nn.Network returning logits ``(N, K)``
+    x : (N, C, H, W) images, prepared as for training
+    labels : (N,) int, the class whose score is differentiated, one per image
+
+    Returns
+    -------
+    (N, C, H, W) NumPy array: ``d z[n, labels[n]] / d x[n]`` for every image ``n``.
+    """
+    B = backends.current()
+    labels = np.asarray(labels)
+    raise NotImplementedError("★★ the forward pass in inference mode, an upstream gradient that makes each image's loss its own class score, and the network's backward pass from there")
+    return B.to_host(grad)
+
+
+def saliency_map(gradient):
+    """A saliency map from :func:`input_gradient`: the largest ``|gradient|`` over the
+    channels, ``(N, C, H, W) -> (N, H, W)``."""
+    return np.abs(np.asarray(gradient)).max(axis=1)
+
+
+def maximise_filter(net, n_layers, channel, shape, steps=200, lr=1.0, l2=0.1, jitter=2,
+                    rng=None, x0=None):
+    """Activation maximisation: the image that most excites one channel of a layer.
+
+    Difficulty ★★★. Gradient ascent on the image ``x`` of
+
+        f(x) = mean over positions of a[channel]  -  (l2 / 2) * sum of x²
+
+    where ``a`` is the output of ``net.layers[:n_layers]`` (inference mode) for ``x``. Each of
+    the ``steps`` steps shifts the image circularly by a random number of pixels (drawn
+    from ``rng``, between ``-jitter`` and ``jitter`` on each spatial axis; 0 means no shift),
+    computes the gradient of the mean activation through the network's own backward passes
+    (see point 5 above), shifts that gradient back, and moves the image by ``lr`` times the
+    gradient of ``f`` (a plain gradient-ascent step). The network is not changed.
+
+    Parameters
+    ----------
+    net : nn.Network
+    n_layers : int >= 1, how many layers of ``net`` to run (e.g. 2: LeNet's conv1 and its
+        leaky ReLU)
+    channel : int, the channel of the layer's output (for a dense output ``(N, K)``, the
+        neuron; with all layers of a classifier, the class)
+    shape : (C, H, W), the shape of the image
+    steps : int; lr : float, the step size; l2 : float >= 0, the weight of the penalty
+    jitter : int >= 0, the largest shift in pixels
+    rng : numpy.random.Generator for the shifts and the starting image
+    x0 : (C, H, W) starting image; by default faint noise, ``0.01`` times standard normal
+        values drawn from ``rng``
+
+    Returns
+    -------
+    (C, H, W) float64 NumPy array, the image after the last step.
+    """
+    B = backends.current()
+    rng = np.random.default_rng() if rng is None else rng
+    layers = net.layers[:n_layers]
+    x = 0.01 * rng.standard_normal(shape) if x0 is None else np.array(x0, dtype=np.float64)
+    raise NotImplementedError("★★★ for every step: a random circular shift of the image, the forward pass through the chosen layers, an upstream gradient that is the derivative of the mean of the chosen channel, the backward pass through the same layers in reverse order, the gradient shifted back, and the ascent step with the penalty's gradient")
+    return x
 
 
 def trained_lenet(folder, source="auto", epochs=2, seed=0):
@@ -112,7 +219,7 @@ def trained_lenet(folder, source="auto", epochs=2, seed=0):
         return Network.load(model), Normalizer.load(stats), f"loaded from {model}"
     x, y = load_fashion_mnist("train", source=source)
     norm = Standardize(axis=None).fit(x)
-    net, _ = train_lenet(norm.transform(x), y, None, epochs, seed=seed)
+    net, _ = train_lenet(norm.transform(x), y, None, epochs, seed=seed, progress=False)
     return net, norm, (f"{model} not found (run the lenet practical to make it): trained here "
                        f"for {epochs} epochs on {len(x)} images")
 
@@ -226,3 +333,83 @@ if __name__ == "__main__":
     print(f"{len(images)} occlusion maps of {drop.shape[0]}x{drop.shape[1]} positions in "
           f"{time.perf_counter() - start:.2f} s")
     show(fig, "occlusion")
+
+# %% [markdown]
+# ## Saliency maps
+#
+# For the same four images, the gradient of the true class's score with respect to the
+# pixels (``input_gradient``), shown as its absolute value. Where the occlusion map asks
+# "what if this region were gone?", the saliency map asks "what if this pixel changed a
+# little?": the first is a large, slow, finite change; the second an infinitesimal one,
+# computed for every pixel at once by one backward pass. The raw gradient is noisy: the
+# leaky ReLUs and max-poolings make the score a piecewise-linear function whose slope jumps
+# from one pixel to the next. The bottom row averages the gradients of 32 copies of the
+# image with a little noise added (SmoothGrad, Smilkov et al. 2017: 32 images in one batch,
+# still one backward pass). On this small network both stay speckled, background included:
+# the score is sensitive to single pixels everywhere (a bright dot on the black background
+# changes it), which is true, but hard to read; occlusion, which asks about regions, is the
+# clearer answer here. On large networks and photographs, saliency maps are sharper.
+
+# %%
+if __name__ == "__main__":
+    start = time.perf_counter()
+    gradient = input_gradient(net, images, labels)
+    print(f"saliency of {len(images)} images in {1000 * (time.perf_counter() - start):.0f} ms "
+          "(one forward and one backward pass)")
+    rng = np.random.default_rng(0)
+    copies = np.repeat(images, 32, axis=0)
+    noisy = (copies + rng.normal(0, 0.3, copies.shape)).astype(images.dtype)
+    smooth = input_gradient(net, noisy, np.repeat(labels, 32)).reshape(len(images), 32, *images.shape[1:])
+    rows = [("raw |d score / d pixel|", saliency_map(gradient)),
+            ("SmoothGrad (32 noisy copies)", saliency_map(smooth.mean(axis=1)))]
+    fig, axes = plt.subplots(3, len(images), figsize=(3 * len(images), 9))
+    for k in range(len(images)):
+        axes[0, k].imshow(images[k, 0], cmap="gray")
+        axes[0, k].set_title(FASHION_MNIST_CLASSES[labels[k]])
+        for r, (title, maps) in enumerate(rows, start=1):
+            shown = axes[r, k].imshow(maps[k], cmap="hot")
+            axes[r, k].set_title(title, fontsize=9)
+            fig.colorbar(shown, ax=axes[r, k], fraction=0.046)
+        for ax in axes[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    show(fig, "saliency")
+
+# %% [markdown]
+# ## Filter maximisation
+#
+# The image that excites each filter most, at three depths, as on the slides: the 6 filters
+# of conv1 (after its leaky ReLU, ``n_layers=2``), the first 8 of the 16 of conv2
+# (``n_layers=5``) and of the 48 of conv3 (``n_layers=8``), and last the ten class scores
+# (all the layers: "what does the network think a sneaker looks like?"). The first layers
+# are nearly linear in the image, so their optimum is about (gradient / l2): the step size
+# and the penalty are chosen per depth so that the images come out with a spread of about
+# one standardised unit, like the data, with ``lr * l2 = 0.1`` (the penalty halves a pixel
+# that no filter wants in about 7 steps). Deeper filters respond to larger and more
+# specific patterns (conv1: oriented stripes and flat fields; conv2 and conv3: stripes in
+# one part of the image, textures). On 28x28 garments there are no "objects" to find as in
+# the slides' ImageNet network, and the class images are no recognisable garments: a
+# score can be raised by many patterns that no real image contains (the same weakness
+# that adversarial examples exploit); the slides' pictures use far stronger regularisation
+# (blurring, transformations, a learnt image prior).
+
+# %%
+if __name__ == "__main__":
+    depths = [("conv1", 2, range(6), 1e-3), ("conv2", 5, range(8), 4e-3),
+              ("conv3", 8, range(8), 1e-2), ("classes", len(net.layers), range(10), 1e-1)]
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    fig, axes = plt.subplots(len(depths), 10, figsize=(13, 1.5 * len(depths) + 0.5))
+    for row, (name, n_layers, channels, l2) in zip(axes, depths):
+        for ax in row:
+            ax.axis("off")
+        for ax, channel in zip(row, channels):
+            image = maximise_filter(net, n_layers, channel, (1, 28, 28), steps=200, lr=0.1 / l2,
+                                    l2=l2, jitter=2, rng=rng)
+            limit = max(np.abs(image).max(), 1e-6)
+            ax.imshow(image[0], cmap="gray", vmin=-limit, vmax=limit)
+            label = FASHION_MNIST_CLASSES[channel] if name == "classes" else f"{name} #{channel}"
+            ax.set_title(label, fontsize=7)
+    print(f"{sum(len(d[2]) for d in depths)} images maximised in {time.perf_counter() - start:.1f} s")
+    fig.suptitle("images that maximise a filter (grey = 0)")
+    show(fig, "filter_maximisation")

@@ -1,6 +1,20 @@
 # %% [markdown]
 # # A 1D CNN on stellar spectra, against the MLP of Course I
 #
+# **What you will learn.** How a convolution works along one axis (a spectrum is a 1D
+# image); how strides shrink a long input and widen what each neuron sees; why a CNN's
+# inputs are normalised per channel and not per bin; and, as an open task, how to design
+# and train a 1D CNN that beats the MLP of Course I on the same split.
+#
+# **Estimated time:** 2 h 30 (★ a few minutes, ★★ up to half an hour, ★★★ longer).
+#
+# Slides: the doctoral course (`000_b388954048d25251.txt`), "1D CNN for spectra" and its
+# practical work ("Using the stellar spectra dataset from the Perceptron and MLP parts of
+# the course, build a 1D CNN that performs the classification ... you might need to use
+# larger filters and to reduce the convoluted dimensionality more aggressively"); the
+# master course (`004_3d9df880d40eb3ff.txt`), "Example: The Spectra dataset"; the lecture
+# `003_34b0db9ed1061ff1.txt`, "1-D convolution" and "Options: strides".
+#
 # A spectrum is a one-dimensional image: ``(C, L) = (1, 3753)``, one channel of flux along
 # the wavelength axis. What tells the spectral types apart is mostly *local*: absorption
 # lines a few angstrom wide (the Balmer series, Ca II H and K, He I, the TiO band heads),
@@ -9,33 +23,21 @@
 # line shape finds it wherever it sits; and it needs only ``kernel x channels`` weights, not
 # one weight per flux bin as a dense layer does.
 #
-# **Output length.** A convolution with kernel ``k``, stride ``s`` and padding ``p`` on an
-# input of length ``L`` puts its window at ``0, s, 2s, ...`` on the padded input of length
-# ``L + 2p``, as long as the whole window fits:
+# **Output length.** A convolution with kernel ``k``, stride ``s`` and padding ``p`` puts its
+# window at ``0, s, 2s, ...`` on the input padded to ``L + 2p``, as long as the whole window
+# fits. Derive the number of positions (you did it for images in the im2col practical).
 #
-#     L_out = floor((L + 2p - k) / s) + 1
-#
-# The course's network uses three of them, kernel 8, stride 4, padding 2, with 8, 16 and 32
-# filters and a ReLU after each, then two dense layers of 256 neurons with dropout 0.4 and a
-# 7-way softmax:
-#
-# | layer | output | parameters |
-# |---|---|---|
-# | input | 1 x 3753 | |
-# | Conv1D 1 -> 8, k 8, s 4, p 2 + ReLU | 8 x 938 | 8·1·8 + 8 = 72 |
-# | Conv1D 8 -> 16 + ReLU | 16 x 234 | 16·8·8 + 16 = 1 040 |
-# | Conv1D 16 -> 32 + ReLU | 32 x 58 | 32·16·8 + 32 = 4 128 |
-# | Flatten | 1856 | |
-# | Dense 1856 -> 256 + ReLU + Dropout 0.4 | 256 | 475 392 |
-# | Dense 256 -> 256 + ReLU + Dropout 0.4 | 256 | 65 792 |
-# | Dense 256 -> 7 (softmax in the loss) | 7 | 1 799 |
-#
-# The three convolutions together hold 5 240 weights, under 1 % of the network: almost all
-# of them are in the first dense layer. The stride of 4 shrinks the spectrum fourfold at
-# each layer, and widens what one neuron sees: a neuron of the first layer sees 8 bins
-# (8 angstrom), of the second ``8 + 7·4 = 36``, of the third ``36 + 7·16 = 148`` angstrom,
-# with neighbouring neurons 64 angstrom apart — wide enough to take in a line and its
-# continuum, or a whole TiO band head.
+# **The course's network.** Three convolutions of kernel 8, stride 4 and padding 2 shrink
+# the spectrum about fourfold each (3753 bins become 938, 234, then 58 positions) while the
+# number of filters doubles from 8 to 16 to 32, each followed by a ReLU. The 32 maps of 58
+# values are then flattened and classified by two dense hidden layers of 256 ReLU neurons,
+# each followed by dropout 0.4, and an output of one logit per type (7), the softmax being
+# in the loss. It has **548,223 parameters**, of which the three convolutions hold 5,240
+# (under 1 %): almost all are in the first dense layer. The stride widens what one neuron
+# sees: a neuron of the first layer sees 8 bins (8 angstrom), of the second
+# ``8 + 7·4 = 36``, of the third ``36 + 7·16 = 148`` angstrom, with neighbouring neurons 64
+# angstrom apart — wide enough to take in a line and its continuum, or a whole TiO band
+# head. The layers followed by a ReLU get He's initialisation (``init="he"``).
 #
 # **Preparing spectra.** As in Course I, each spectrum is first divided by its own mean flux
 # (the star's distance says nothing about its type). Then the inputs are *standardised*,
@@ -50,10 +52,20 @@
 # features. The experiment compares the two. Last, a convolution wants channels:
 # ``(N, L)`` becomes ``(N, 1, L)``.
 #
-# You write ``conv_output_length``, ``prepare_for_cnn`` and ``spectra_cnn``. The experiment
-# then trains the CNN and the MLP of Course I (3753 inputs, 16 sigmoid neurons, 7 sigmoid
-# outputs, quadratic error, built here from ``nn`` layers) on the same split and compares
-# accuracy, recall of each type, size and time.
+# **Your own CNN** (the slides' practical, graded by outcome): ``train_to_beat_the_mlp``
+# designs *and trains* a 1D CNN of your choice on the prepared training spectra. The test
+# trains it with two seeds and the MLP of Course I (3753 inputs, 16 sigmoid neurons, 7
+# sigmoid outputs, quadratic error, plain gradient descent, 40 epochs) with three, on the
+# same split of the synthetic spectra, and asks your mean test accuracy to beat the MLP's
+# mean by at least 2 points. Keep it quick: a few seconds of training per seed on a laptop
+# (the slides' hint, "larger filters and reduce the dimensionality more aggressively", is
+# also the way to speed).
+#
+# You write ``conv_output_length``, ``prepare_for_cnn``, ``spectra_cnn`` and
+# ``train_to_beat_the_mlp``. The experiment then trains the CNNs and the MLP on the same
+# split and compares accuracy, recall of each type, size and time. (The slides' spectra
+# are real Kitt Peak spectra; offline, nn generates a synthetic stand-in with the same
+# shape and classes.)
 
 # %%
 import numpy as np
@@ -69,9 +81,8 @@ FILTERS = (8, 16, 32)
 def conv_output_length(length, kernel_size, stride=1, padding=0):
     """Number of positions of a 1D convolution (or pooling) window.
 
-    ``L_out = floor((L + 2 padding - kernel_size) / stride) + 1``: the window starts at
-    ``0, stride, 2 stride, ...`` on the input padded with ``padding`` zeros on each side, and
-    must fit inside it.
+    Difficulty ★. The window starts at ``0, stride, 2 stride, ...`` on the input padded
+    with ``padding`` zeros on each side, and must fit inside it.
 
     Parameters
     ----------
@@ -81,12 +92,14 @@ def conv_output_length(length, kernel_size, stride=1, padding=0):
     -------
     int, e.g. 938 for ``(3753, 8, 4, 2)``
     """
-    raise NotImplementedError("floor-divide (length + 2 padding - kernel_size) by stride, add 1")
+    raise NotImplementedError("★ count the starting positions that keep the whole window inside the padded input")
     return out
 
 
 def prepare_for_cnn(x_train, x_test):
     """Spectra ``(N, L)`` ready for a 1D CNN: ``(N, 1, L)`` float32.
+
+    Difficulty ★★.
 
     1. each spectrum divided by its own mean flux (removes the star's brightness);
     2. standardised, ``(x - mean) / std``, with ONE mean and ONE standard deviation: those of
@@ -105,21 +118,43 @@ def prepare_for_cnn(x_train, x_test):
     """
     x_train = np.asarray(x_train, dtype=np.float64)
     x_test = np.asarray(x_test, dtype=np.float64)
-    raise NotImplementedError("divide each row by its mean; the mean and std of all of x_train (std 1 if 0); standardise both; add axis 1; float32")
+    raise NotImplementedError("★★ each spectrum over its own mean flux, then the two statistics of all the training values, applied to both sets (a spread of zero replaced by one), and a channel axis in float32")
     return x_train, x_test
 
 
 def spectra_cnn(n_bins=3753, n_classes=7):
-    """The course's 1D CNN for spectra ``(N, 1, n_bins)``; returns an ``nn.Network``.
+    """The course's 1D CNN (see "The course's network" above) for spectra ``(N, 1, n_bins)``.
 
-    Three ``Conv1D`` layers (kernel 8, stride 4, padding 2; 8, 16 and 32 filters), each
-    followed by a ``ReLU``; ``Flatten``; ``Dense`` 256, ``ReLU``, ``Dropout(0.4)``, twice;
-    ``Dense`` to ``n_classes`` logits, with the loss ``SoftmaxCrossEntropy``.
+    Difficulty ★★. The length after each convolution depends on ``n_bins``: compute it
+    with :func:`conv_output_length`.
 
-    The first dense layer takes ``32 * L3`` inputs, where ``L3`` is the length after the
-    third convolution (58 for 3753 bins): compute it with :func:`conv_output_length`.
+    Returns
+    -------
+    nn.Network taking ``(N, 1, n_bins)`` to ``(N, n_classes)`` logits, with the loss
+    ``SoftmaxCrossEntropy()``; 548,223 parameters for 3753 bins and 7 classes; dropout active
+    only in training.
     """
-    raise NotImplementedError("the three Conv1D + ReLU (channels 1 -> 8 -> 16 -> 32), Flatten, Dense(32 * L3, 256) + ReLU + Dropout(0.4), Dense(256, 256) + ReLU + Dropout(0.4), Dense(256, n_classes); loss SoftmaxCrossEntropy()")
+    raise NotImplementedError("★★ the three convolutions with their ReLUs, following the length of the spectrum through them, then the flattening, the two dense hidden layers with their ReLUs and dropouts, and the output layer")
+    return net
+
+
+def train_to_beat_the_mlp(x_train, y_train, seed=0):
+    """A 1D CNN of your own design, trained on the prepared spectra: it must beat the MLP of
+    Course I on the same split (see "Your own CNN" above).
+
+    Difficulty ★★★ (an exploration, graded by what it reaches).
+
+    Parameters
+    ----------
+    x_train : (N, 1, L) float32 spectra from :func:`prepare_for_cnn`
+    y_train : (N,) int class ids (7 types)
+    seed : int, for the weights (``nn.use(seed=...)`` before building) and the batches
+
+    Returns
+    -------
+    nn.Network, trained, taking ``(N, 1, L)`` to ``(N, 7)`` logits.
+    """
+    raise NotImplementedError("★★★ your architecture and your training: try larger filters and larger strides early, fewer dense weights, dropout, the learning rate and the number of epochs, and watch both the test accuracy and the time")
     return net
 
 
@@ -312,3 +347,32 @@ if __name__ == "__main__":
     per_bin_accuracy = cnn_per_bin.evaluate(bin_test, y_test)["accuracy"]
     print(f"1D CNN, test accuracy: {100 * results['1D CNN']['accuracy']:.1f} % with one mean "
           f"and one scale, {100 * per_bin_accuracy:.1f} % with one per bin")
+
+# %% [markdown]
+# ## Your CNN against the MLP
+#
+# ``train_to_beat_the_mlp`` with three seeds, against the MLP of Course I with three seeds,
+# on the same split: the spread between seeds is part of the answer (with 335 test
+# spectra, one spectrum is 0.3 points, and a network's initial weights alone move its
+# accuracy by several points).
+
+# %%
+if __name__ == "__main__":
+    scores = {"your CNN": [], "MLP": []}
+    seconds = {"your CNN": 0.0, "MLP": 0.0}
+    for seed in (0, 1, 2):
+        start = time.perf_counter()
+        yours = train_to_beat_the_mlp(x_train, y_train, seed=seed)
+        seconds["your CNN"] += time.perf_counter() - start
+        scores["your CNN"].append(yours.evaluate(x_test, y_test)["accuracy"])
+        start = time.perf_counter()
+        nn.use(seed=seed)
+        mlp_seed = spectra_mlp(x_train.shape[-1], len(SPECTRAL_TYPES))
+        mlp_seed.fit(x_train[:, 0], y_train, epochs=40, batch_size=32, optimizer=SGD(1.0),
+                     seed=seed, progress=False)
+        seconds["MLP"] += time.perf_counter() - start
+        scores["MLP"].append(mlp_seed.evaluate(x_test[:, 0], y_test)["accuracy"])
+    for name, values in scores.items():
+        print(f"{name:>9}: test accuracy {' '.join(f'{100 * v:.1f} %' for v in values)} "
+              f"(mean {100 * np.mean(values):.1f} %), {seconds[name] / 3:.1f} s per training")
+    print(f"your CNN has {yours.n_params():,} parameters, the course's CNN {cnn.n_params():,}")

@@ -1,6 +1,15 @@
 # %% [markdown]
 # # Detection metrics by hand: IoU, non-maximum suppression and average precision
 #
+# **What you will learn:** how detections are judged: the overlap of two boxes, the
+# suppression of duplicate detections, and the PASCAL VOC average precision (AP@50, mAP)
+# that the course's detectors report. **Estimated time:** 1.5 to 2 hours.
+#
+# The slides: `shared/course/001_597c6f3b4d88b483.txt`, "How to estimate box
+# « correctness » ?" (IoU), "Post-processing: Non Max Suppression" and "Detection
+# performance metric" / "The precision-recall curve" / "Per class AP and Mean AP"
+# (also in `004_3d9df880d40eb3ff.txt`).
+#
 # A detector answers "what is where": a list of boxes, each with a class and a score. To
 # judge it we need three tools, which you write here and then find in the library
 # (`nn.detection`):
@@ -37,28 +46,29 @@ def iou(box_a, box_b):
 
     Example: ``iou((0, 0, 2, 2), (1, 1, 3, 3)) = 1 / 7``.
     """
-    raise NotImplementedError("intersection width and height clipped at 0, then intersection / (area_a + area_b - intersection), as floats")
+    raise NotImplementedError("★ the overlap rectangle (its width and height never negative), its area, the union of the two areas, and their ratio, in floating point")
     return value
 
 
 def iou_matrix(a, b):
     """IoU of every box of ``a (n, 4)`` with every box of ``b (m, 4)``: an ``(n, m)`` array.
 
-    No Python loop: give ``a`` an axis of length 1 (``a[:, None, :]``) and ``b`` another
-    (``b[None, :, :]``), and NumPy broadcasts each operation over all the pairs.
+    No Python loop: ``a`` arrives with an axis of length 1 in the middle, ``b`` with one in
+    front, so NumPy broadcasts each operation over all the pairs. A pair of empty boxes
+    (union 0) has IoU 0.
     """
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)[:, None, :]
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)[None, :, :]
-    raise NotImplementedError("the same formula as iou() with np.minimum / np.maximum on a and b, broadcast to (n, m)")
+    raise NotImplementedError("★★ the same quantities as in iou, with element-wise minima and maxima that broadcast over all the pairs; guard the empty unions")
     return matrix
 
 
 def nms(boxes, scores, iou_threshold=0.5):
     """Greedy non-maximum suppression: indices of the kept boxes, highest score first.
 
-    Visit the boxes by descending score (``np.argsort(-scores, kind="stable")``: equal
-    scores keep their order); keep a box unless its IoU with a box kept before is above
-    ``iou_threshold``.
+    Visit the boxes by descending score (``order``, a stable sort: equal scores keep their
+    order); keep a box unless its IoU with a box kept before is above ``iou_threshold``
+    (strictly above: an IoU equal to the threshold is kept).
 
     Returns
     -------
@@ -66,7 +76,7 @@ def nms(boxes, scores, iou_threshold=0.5):
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    raise NotImplementedError("loop over order; keep i when iou_matrix(boxes[[i]], boxes[kept]) has nothing above the threshold")
+    raise NotImplementedError("★★ the greedy rule of the slides (NMS): visit the boxes by descending score, keep one when no kept box overlaps it above the threshold")
     return np.array(kept, dtype=np.int64)
 
 
@@ -97,7 +107,7 @@ def match_detections(detections, targets, iou_threshold=0.5, difficult=None):
     taken = {k: np.zeros(len(v), dtype=bool) for k, v in targets.items()}
     order = np.argsort([-float(d[1]) for d in detections], kind="stable")
     scores, tp = [], []
-    raise NotImplementedError("for each detection in order: IoUs with its image's targets (none: FP), best target j = argmax, then the VOC rule")
+    raise NotImplementedError("★★★ for each detection by descending score, its best-overlapping target in its image, then the rule of the docstring (true positive, false positive or skipped)")
     return np.array(scores, dtype=np.float64), np.array(tp, dtype=bool), n_targets
 
 
@@ -108,7 +118,7 @@ def precision_recall(tp, n_targets):
     true positives among the first ``k`` detections.
     """
     tp = np.asarray(tp, dtype=np.float64)
-    raise NotImplementedError("a cumulative sum of tp, divided by 1, 2, ..., k for the precision and by n_targets for the recall")
+    raise NotImplementedError("★ the running count of true positives, divided by the number of detections so far and by the number of targets")
     return precision, recall
 
 
@@ -122,7 +132,7 @@ def interpolated_ap(precision, recall):
     """
     r = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
     p = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
-    raise NotImplementedError("running maximum of p from the end (np.maximum.accumulate on p[::-1]), then the sum of (r[i+1] - r[i]) * p[i+1]")
+    raise NotImplementedError("★★ the envelope (a running maximum taken from the high recalls down), then the area of the steps where the recall grows")
     return ap
 
 
@@ -176,7 +186,8 @@ if __name__ == "__main__":
     raw = noisy_detector(targets, rng)
     print(f"{len(raw)} raw detections for {sum(len(t['boxes']) for t in targets)} sources")
 
-    # %%
+# %%
+if __name__ == "__main__":
     # NMS per image and class, by hand and by the library
     detections = []
     for image_id in range(len(images)):
@@ -189,7 +200,8 @@ if __name__ == "__main__":
             detections += [mine[k] for k in kept]
     print(f"{len(detections)} detections after NMS (the library keeps the same ones)")
 
-    # %%
+# %%
+if __name__ == "__main__":
     # AP per class, sources fainter than 5 sigma difficult
     aps = []
     for c, name in enumerate(RADIO_CLASSES):
@@ -210,7 +222,8 @@ if __name__ == "__main__":
     print(f"mAP@50 {np.mean(aps):.4f}")
     show(fig, "precision_recall")
 
-    # %%
+# %%
+if __name__ == "__main__":
     before = [d for d in raw if d[0] == 0]
     after = [d for d in detections if d[0] == 0]
     import matplotlib.pyplot as plt

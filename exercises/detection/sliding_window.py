@@ -1,6 +1,15 @@
 # %% [markdown]
 # # A sliding-window detector: a classifier with a background class, slid over the sky
 #
+# **What you will learn:** how a classifier becomes a detector once it can say
+# "background", what a sliding window costs, and why its boxes are poor (it guesses their
+# size). **Estimated time:** 1.5 hours, plus a minute of training.
+#
+# The slides: `shared/course/001_597c6f3b4d88b483.txt`, "Adding a background class" and
+# "Using the new classifier as a sliding window detector" (on PASCAL VOC; the practical
+# `voc_yolo` follows them there). Here the same idea on the synthetic radio sky, where a
+# window is centred on every other pixel rather than on the slides' 3 grids of windows.
+#
 # The first detectors did not predict boxes at all: they took a **classifier** and asked it,
 # at every position of the image, "what is in this window?". Here the classifier sees
 # 16 x 16 cut-outs of the synthetic radio sky and answers one of three classes:
@@ -59,7 +68,7 @@ def extract_windows(image, size, stride):
     padded = np.pad(np.asarray(image, dtype=np.float32), half)
     ys = np.arange(0, H, stride)
     xs = np.arange(0, W, stride)
-    raise NotImplementedError("window (j, i) is padded[y:y + size, x:x + size] for y in ys, x in xs; centres (x, y) in the same order")
+    raise NotImplementedError("★ the windows of the padded image that start at each pair of rows and columns (rows slow), and their centres in the original image, in the same order")
     return windows, centres
 
 
@@ -79,7 +88,7 @@ def hits_to_detections(probs, centres, box_sizes, threshold):
     the source class with the larger probability. A window gives at most one detection.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    raise NotImplementedError("source class = the larger of columns POINT and EXTENDED; keep windows whose probability of it reaches the threshold; boxes centred on the windows with that class's size")
+    raise NotImplementedError("★★ for each window, the more probable of the two source classes; the windows where its probability reaches the threshold become boxes of that class's size centred on them")
     return boxes, scores, classes
 
 
@@ -103,7 +112,7 @@ def detect(classify, image, box_sizes, size=16, stride=2, threshold=0.5, nms_thr
     """
     from nn.detection import nms
 
-    raise NotImplementedError("windows, their probabilities from classify (add the channel axis), the hits, then nn.detection.nms over all of them")
+    raise NotImplementedError("★★ the windows and their class probabilities (the classifier expects a channel axis), the hits, then one suppression over all the hits whatever their class")
     return boxes, scores, classes
 
 
@@ -166,9 +175,10 @@ def classifier():
     import nn
     from nn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
-    return nn.Network([Conv2D(1, 8, 3, padding=1), ReLU(), MaxPool2D(2),
-                       Conv2D(8, 16, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(),
-                       Dense(16 * 4 * 4, 32), ReLU(), Dense(32, 3)],
+    # He init for the layers followed by a ReLU (the library's default is Xavier)
+    return nn.Network([Conv2D(1, 8, 3, padding=1, init="he"), ReLU(), MaxPool2D(2),
+                       Conv2D(8, 16, 3, padding=1, init="he"), ReLU(), MaxPool2D(2), Flatten(),
+                       Dense(16 * 4 * 4, 32, init="he"), ReLU(), Dense(32, 3)],
                       nn.losses.SoftmaxCrossEntropy())
 
 
@@ -200,7 +210,8 @@ if __name__ == "__main__":
     x_valid, y_valid = make_cutouts(test_images, test_targets, seed=1)
     print(f"{len(x)} training windows: {np.bincount(y).tolist()} (background, point, extended)")
 
-    # %%
+# %%
+if __name__ == "__main__":
     net = classifier()
     start = time.perf_counter()
     net.fit(x, y, epochs=8, batch_size=64, optimizer=nn.optim.Adam(2e-3), seed=0,
@@ -210,7 +221,8 @@ if __name__ == "__main__":
     print(f"window accuracy on held-out images: {result['accuracy']:.3f}")
     print_confusion(result["confusion"], ["background", "point", "extended"])
 
-    # %%
+# %%
+if __name__ == "__main__":
     # the box of a hit: the beam for a point source, the median extended box
     extended = np.concatenate([t["boxes"][t["classes"] == 1] for t in train_targets])
     box_sizes = {POINT: (2 * BEAM, 2 * BEAM),
@@ -230,7 +242,8 @@ if __name__ == "__main__":
         print(f"AP@50 {name:<9} {ap:.3f}")
     print(f"mAP@50 {mean:.3f}  (sources above 5 sigma; fainter ones are difficult)")
 
-    # %%
+# %%
+if __name__ == "__main__":
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, k in zip(axes, range(2)):

@@ -1,10 +1,25 @@
 # %% [markdown]
 # # Stellar spectra: online, full-batch, stochastic and class-rebalanced training
 #
-# The MLP of the previous practical (imported from ``mlp.py``) classifies stellar spectra
-# into the seven spectral types O, B, A, F, G, K, M: 1115 spectra of 3753 flux bins, from
-# 3750 to 7502 angstrom. Without the course's files, ``nn.data.load_stellar_spectra`` gives
-# a synthetic stand-in of the same shape and class counts (see ``datasets/README.md``).
+# **What you will learn.** How a per-example normalisation (each star's own brightness) and
+# the course's per-feature normalisation fit together; how often to update the weights
+# (online, full batch, mini-batch) and what it costs in time; how a strongly imbalanced
+# training set hides its rare classes, and how rebalancing brings them back; how to read
+# the recall of each class.
+#
+# **Estimated time:** 1 h 30 (★ a few minutes, ★★ up to half an hour).
+#
+# Slides (`004_3d9df880d40eb3ff.txt`): "Example: The Spectra dataset" (*the dataset is highly
+# imbalanced which require rebalancing the training dataset!*), "Normalization" and "How to
+# measure classification performance?". The MLP is the one you wrote in ``mlp.py``
+# (imported from there: finish that practical first).
+#
+# The data: 1115 spectra of 3753 flux bins, from 3750 to 7502 angstrom, in the seven
+# spectral types O, B, A, F, G, K, M. Without the course's files,
+# ``nn.data.load_stellar_spectra`` gives a synthetic stand-in of the same shape and class
+# counts (see ``datasets/README.md``); this is where the practical departs from the slides,
+# together with the rebalancing below, which draws a new balanced epoch every time instead
+# of the course's fixed per-class counts.
 #
 # Three questions:
 #
@@ -13,32 +28,35 @@
 #    random batch (*stochastic*, mini-batch gradient descent).
 # 2. **What to do with rare classes?** There are 12 O stars among 1115 spectra. A network
 #    that never answers "O" loses almost nothing on the training error, so it may never
-#    learn them. *Rebalancing* shows it every class equally often: each epoch draws the same
-#    number of examples of every class (rare ones repeated, common ones subsampled).
+#    learn them. *Rebalancing* shows it every class equally often.
 # 3. **How to read the result?** The overall accuracy hides the rare classes; the *recall*
 #    of each class (the fraction of its stars found) shows them.
 #
-# Before the course's per-bin normalisation, each spectrum is divided by its own mean flux:
-# a star's distance scales its whole spectrum and says nothing about its type.
+# You write the per-star normalisation, the preparation of the data (split and
+# normalisation), the rebalanced order of an epoch, and the recall of each class.
 
 # %%
 import numpy as np
+
+from nn.data import train_valid_test_split
 
 from mlp import fit_normalisation, normalise, predict, targets, train
 
 
 def normalise_flux(x):
-    """Each spectrum divided by its own mean flux: ``(N, L)`` -> ``(N, L)``, each row of mean 1.
+    """Each spectrum divided by its own mean flux: ``(N, L)`` -> ``(N, L)``, rows of mean 1. ★
 
     This removes the distance (the overall brightness) of each star, which is not a property
-    of its spectral type; what is left is the shape of the spectrum.
+    of its spectral type; what is left is the shape of the spectrum. Unlike the course's
+    normalisation (one scale per *feature*, from the training set), this one is per
+    *example*, so it needs no training statistics. Do not modify ``x`` in place.
     """
-    raise NotImplementedError("divide every row of x by its mean (axis=1, keepdims=True)")
+    raise NotImplementedError("★ one mean flux per spectrum (over its wavelengths), and every bin of that spectrum divided by it")
     return x
 
 
 def balanced_order(y, rng):
-    """Indices for one class-rebalanced epoch: as many examples of every class.
+    """Indices for one class-rebalanced epoch: as many examples of every class. ★★
 
     Each of the ``C`` classes present in ``y`` gets ``len(y) // C`` draws, so an epoch keeps
     its length; a class with fewer examples repeats them (drawn with replacement), a larger
@@ -53,34 +71,36 @@ def balanced_order(y, rng):
     -------
     (C * (N // C),) int array of indices into ``y``
     """
-    raise NotImplementedError("rng.choice N // C indices per class (with replacement if too few), then shuffle")
+    raise NotImplementedError("★★ for each class present, draw its share of the epoch among the indices of its examples (with repetition only when it has too few), then shuffle the whole epoch with the same generator")
     return order
 
 
 def recall_per_class(cm):
-    """Recall of each class from a confusion matrix (rows = targets, columns = predictions).
+    """Recall of each class from a confusion matrix (rows = targets, columns = predictions). ★
 
     ``recall_i = cm[i, i] / sum_j cm[i, j]``: the fraction of the examples of class ``i`` that
     were predicted as ``i``. A class without any example gets NaN.
     """
-    raise NotImplementedError("divide the diagonal by the row sums (NaN where a row sums to 0)")
+    raise NotImplementedError("★ the examples of each class found, over the examples of that class (its row); NaN for a class whose row is empty")
     return recalls
 
 
 def prepare_spectra(x, y, seed=0, test=0.3):
-    """Stratified train/test split, each spectrum over its mean flux, then the course's
-    normalisation fitted on the training part. Returns ``x_train, y_train, x_test, y_test``.
+    """The data, ready for the MLP: split, per-star normalisation, course normalisation. ★★
 
-    The split keeps 30 % of every class for the test, so that even the 12 O stars have a few
-    test examples.
+    - each spectrum over its mean flux (:func:`normalise_flux`);
+    - a stratified split that holds out ``test`` of every class, so that even the 12 O stars
+      have a few test examples: use ``nn.data.train_valid_test_split`` with no validation
+      part, this ``seed`` and ``stratify=True`` (it returns the parts in a dict);
+    - the course's normalisation (your ``fit_normalisation`` and ``normalise`` of
+      ``mlp.py``), fitted on the **training** part and applied unchanged to both parts.
+
+    Returns
+    -------
+    x_train (N_train, L), y_train (N_train,), x_test (N_test, L), y_test (N_test,)
     """
-    from nn.data import train_valid_test_split
-
-    x = normalise_flux(np.asarray(x, dtype=np.float64))
-    parts = train_valid_test_split(x, y, valid=0.0, test=test, seed=seed, stratify=True)
-    (x_train, y_train), (x_test, y_test) = parts["train"], parts["test"]
-    mean, scale = fit_normalisation(x_train)
-    return normalise(x_train, mean, scale), y_train, normalise(x_test, mean, scale), y_test
+    raise NotImplementedError("★★ the three steps above, in that order (the statistics of the second normalisation come from the training spectra only)")
+    return x_train, y_train, x_test, y_test
 
 
 # %% [markdown]
@@ -178,6 +198,7 @@ if __name__ == "__main__":
         print(f"{name:>10}  " + "  ".join(f"{100 * r:4.0f}%" for r in result["recall"])
               + f"   {100 * result['accuracy']:5.1f} %")
     rarest = int(np.argmin(np.bincount(y_train, minlength=7)))
-    before, after = results["stochastic"]["recall"][rarest], results["rebalanced"]["recall"][rarest]
+    before = results["stochastic"]["recall"][rarest]
+    after = results["rebalanced"]["recall"][rarest]
     print(f"\nrecall of the rarest type, {SPECTRAL_TYPES[rarest]}: {100 * before:.0f} % without "
           f"rebalancing, {100 * after:.0f} % with it")
