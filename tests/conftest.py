@@ -22,10 +22,10 @@ def pytest_addoption(parser):
     group.addoption("--impl", choices=("solutions", "exercises"), default="solutions",
                     help="run the course tests on solutions/ (default; each test also runs on "
                          "the generated stub and must raise NotImplementedError there) or on "
-                         "the student's files in exercises/")
+                         "the student's files (the workspace copy in work/, else exercises/)")
     group.addoption("--impl-file", default=None, metavar="PATH",
-                    help="run a practical's tests on this file instead of exercises/<chapter>/"
-                         "<name>.py (implies --impl exercises); used by python -m nn check")
+                    help="run a practical's tests on this file (.py or .ipynb) instead of the "
+                         "student's copy (implies --impl exercises); used by python -m nn check")
 
 
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
