@@ -131,17 +131,25 @@ class NoiseSchedule:
             self._at(np.sqrt(self.alpha_bar), t, xt)
 
     # -- the reverse process ----------------------------------------------------------------------
-    def ddpm_step(self, xt, t: int, noise_pred, z=None, variance: str = "posterior"):
+    def ddpm_step(self, xt, t: int, noise_pred, z=None, variance: str = "posterior",
+                  clip_x0=None):
         """``x_{t-1}`` from ``x_t`` and the predicted noise (one DDPM step; no noise at t = 0).
 
         ``variance``: ``"posterior"`` (``beta~_t``) or ``"beta"`` (``beta_t``, Ho et al.'s other
         choice). ``z`` is the fresh Gaussian noise (drawn from the backend's generator if None).
+        ``clip_x0=(low, high)``: the estimate ``x0_hat`` is clipped to the data's range and the
+        posterior mean taken from it (what lets the late, large betas of a cosine schedule
+        work: unclipped, an error of the network is multiplied by ``1/sqrt(abar_t)``).
         """
         if variance not in ("posterior", "beta"):
             raise ConfigError(f"ddpm_step: variance must be 'posterior' or 'beta', got {variance!r}")
         B = backends.current()
-        coef = self.betas[t] / math.sqrt(1 - self.alpha_bar[t])
-        mean = (xt - coef * noise_pred) / math.sqrt(self.alphas[t])
+        if clip_x0 is None:
+            coef = self.betas[t] / math.sqrt(1 - self.alpha_bar[t])
+            mean = (xt - coef * noise_pred) / math.sqrt(self.alphas[t])
+        else:
+            x0 = B.xp.clip(self.predict_x0(xt, t, noise_pred), *_range(clip_x0))
+            mean, _ = self.posterior(x0, xt, t)
         if t == 0:
             return mean
         var = (self.betas[t] * (1 - self.alpha_bar_prev[t]) / (1 - self.alpha_bar[t])
@@ -150,14 +158,20 @@ class NoiseSchedule:
             z = B.rng.standard_normal(xt.shape, dtype=B.xp.float32).astype(xt.dtype)
         return mean + math.sqrt(var) * z
 
-    def ddim_step(self, xt, t: int, s: int, noise_pred, eta: float = 0.0, z=None):
-        """``x_s`` (``s < t``, ``s = -1`` for the clean image) from ``x_t`` in one DDIM jump."""
+    def ddim_step(self, xt, t: int, s: int, noise_pred, eta: float = 0.0, z=None, clip_x0=None):
+        """``x_s`` (``s < t``, ``s = -1`` for the clean image) from ``x_t`` in one DDIM jump.
+
+        ``clip_x0=(low, high)`` clips ``x0_hat`` and recomputes the noise from it.
+        """
         if not -1 <= s < t:
             raise ConfigError(f"ddim_step: need -1 <= s < t, got s={s}, t={t}")
         B = backends.current()
         abar_t = self.alpha_bar[t]
         abar_s = 1.0 if s < 0 else self.alpha_bar[s]
         x0 = (xt - math.sqrt(1 - abar_t) * noise_pred) / math.sqrt(abar_t)
+        if clip_x0 is not None:
+            x0 = B.xp.clip(x0, *_range(clip_x0))
+            noise_pred = (xt - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
         sigma = eta * math.sqrt((1 - abar_s) / (1 - abar_t)) * math.sqrt(1 - abar_t / abar_s)
         out = math.sqrt(abar_s) * x0 + math.sqrt(max(1 - abar_s - sigma**2, 0.0)) * noise_pred
         if sigma > 0:
@@ -176,12 +190,14 @@ class NoiseSchedule:
         return sorted({int(round(v)) for v in np.linspace(0, self.T - 1, steps)}, reverse=True)
 
     def sample(self, predict_noise, shape, steps: int | None = None, eta: float = 0.0,
-               seed: int | None = None):
+               seed: int | None = None, clip_x0=None):
         """Generate ``shape`` samples from pure noise.
 
         ``predict_noise(x_t, t)`` returns the network's noise estimate (``t`` an int).
         ``steps=None`` runs the full DDPM chain (``T`` steps); a number runs DDIM over that
-        many evenly spaced steps (``eta = 0``: deterministic). Returns a backend array.
+        many evenly spaced steps (``eta = 0``: deterministic). ``clip_x0=(low, high)`` clips
+        each step's estimate of the clean image (e.g. ``(-1, 1)`` for images scaled there).
+        Returns a backend array.
         """
         B = backends.current()
         if seed is not None:
@@ -189,12 +205,22 @@ class NoiseSchedule:
         x = B.rng.standard_normal(tuple(shape), dtype=B.xp.float32).astype(B.dtype)
         if steps is None:
             for t in self.timesteps():
-                x = self.ddpm_step(x, t, predict_noise(x, t))
+                x = self.ddpm_step(x, t, predict_noise(x, t), clip_x0=clip_x0)
             return x
         ts = self.timesteps(steps)
         for t, s in zip(ts, ts[1:] + [-1]):
-            x = self.ddim_step(x, t, s, predict_noise(x, t), eta)
+            x = self.ddim_step(x, t, s, predict_noise(x, t), eta, clip_x0=clip_x0)
         return x
+
+
+def _range(clip_x0):
+    try:
+        low, high = (float(v) for v in clip_x0)
+    except (TypeError, ValueError):
+        raise ConfigError(f"clip_x0 must be a pair (low, high), got {clip_x0!r}") from None
+    if not low < high:
+        raise ConfigError(f"clip_x0 must have low < high, got {clip_x0!r}")
+    return low, high
 
 
 def _check_T(T):

@@ -203,6 +203,26 @@ def test_sample_runs_the_chain_with_a_perfect_denoiser(fp64):
     assert s.timesteps(5) == [49, 37, 24, 12, 0]
 
 
+def test_clip_x0_takes_the_posterior_mean_of_the_clipped_estimate(fp64):
+    s = NoiseSchedule.cosine(30)
+    rng = np.random.default_rng(7)
+    xt, e = fp64.asarray(rng.standard_normal((3, 4)) * 2), fp64.asarray(rng.standard_normal((3, 4)))
+    t = 25
+    x0 = np.clip(host(s.predict_x0(xt, t, e)), -1, 1)
+    mean, _ = s.posterior(fp64.asarray(x0), xt, t)
+    got = s.ddpm_step(xt, t, e, z=fp64.asarray(np.zeros((3, 4))), clip_x0=(-1, 1))
+    np.testing.assert_allclose(host(got), host(mean), rtol=1e-12)
+    # a DDIM jump to the clean image lands inside the range
+    assert np.abs(host(s.ddim_step(xt, t, -1, e, clip_x0=(-1, 1)))).max() <= 1 + 1e-12
+    # without clipping both forms of the DDPM mean agree
+    unclipped_x0 = s.predict_x0(xt, t, e)
+    m, _ = s.posterior(unclipped_x0, xt, t)
+    np.testing.assert_allclose(host(s.ddpm_step(xt, t, e, z=fp64.asarray(np.zeros((3, 4))))),
+                               host(m), rtol=1e-10)
+    with pytest.raises(ConfigError, match="clip_x0"):
+        s.ddpm_step(xt, t, e, clip_x0=(1, -1))
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda s: s.q_sample(np.zeros((2, 1)), 10, np.zeros((2, 1))), r"\[0, 10\)"),
     (lambda s: s.q_sample(np.zeros((2, 1)), np.array([0.5, 1.0]), np.zeros((2, 1))), "integers"),
