@@ -198,6 +198,7 @@ def test_global_pooling_network_trains_without_a_sync_per_batch(counting):
     assert few == many == 2, Syncs.where
 
 
+@pytest.mark.filterwarnings("ignore::nn.training.TrainingWarning")   # random labels: no progress
 def test_overflow_and_skipped_steps_are_decided_on_the_device():
     """Under "mixed", overflowing steps are skipped and counted without any per-step read."""
     with backends.using(CountingBackend("mixed", seed=0)):
