@@ -179,7 +179,9 @@ class ConvND(WeightedWindow, abstract=True):
         for chunk, X in self._saved_columns():
             dY = channels_first(dy[chunk])                                     # (O, n*L)
             if self.trainable:
-                dW += B.matmul(dY, X.T)                                         # dW = dY @ X.T
+                # dW = dY @ X.T, computed as (X @ dY.T).T: the same sums, and OpenBLAS is
+                # up to twice as fast with the long N*L axis inner in this orientation
+                dW += B.matmul(X, dY.T).T
             if input_grad:
                 dx[chunk] = B.col2im(B.matmul(self.W2.T, dY), chunk_shape(self.x, chunk),
                                      *self._geometry())                          # col2im(W.T @ dY)
