@@ -131,7 +131,8 @@ class _Archive:
             raise
 
     def error(self, text: str) -> ModelFileError:
-        return ModelFileError(f"{self.path} {text}")
+        """``"<path> is ..."`` or ``"<path>: ..."``, naming the user's file first."""
+        return ModelFileError(f"{self.path}{'' if text.startswith(':') else ' '}{text}")
 
     def close(self):
         self.zip.close()
