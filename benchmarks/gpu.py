@@ -20,8 +20,14 @@ both, and the clock is read after synchronising the device.
 Targets (reported, not asserted): float16 GEMM >= 60 % of the dense float16 peak; nn's
 mixed-precision step <= 1.5x PyTorch autocast's.
 
-    python benchmarks/gpu.py [--steps 20] [--repeat 5] [--peak-tflops X]
+    python benchmarks/gpu.py [--steps 20] [--repeat 5] [--peak-tflops X] [--profile]
     python benchmarks/gpu.py --cpu        # a small smoke test on the CPU (NumPy backend)
+
+``--profile`` adds, for each network, where the GPU time of one step goes: the kernels
+launched per step (counted by PyTorch's profiler, which sees every CUDA kernel of the
+process, CuPy's included), the GPU time they add up to against the wall-clock time of the
+step (a step whose kernels add up to much less than its wall-clock time waits for Python
+to launch them), and the kernels that take the most time.
 
 Without a GPU (and without ``--cpu``) it says so and exits with status 0.
 """
@@ -155,6 +161,44 @@ def torch_step(torch, device, amp, make, x, y):
     return step, sync
 
 
+# -- profile --------------------------------------------------------------------------------------
+def kernel_profile(torch, step, sync, steps=5):
+    """The CUDA kernels that ``steps`` calls of ``step`` launch: (count per step, GPU
+    microseconds per step, [(name, calls per step, microseconds per step)] by time)."""
+    from torch.profiler import ProfilerActivity, profile
+    for _ in range(3):
+        step()
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        sync()
+    kernels = {}
+    for event in prof.events():
+        if str(event.device_type).rsplit(".", 1)[-1] != "CUDA":
+            continue
+        calls, us = kernels.get(event.name, (0, 0.0))
+        kernels[event.name] = (calls + 1, us + event.time_range.elapsed_us())
+    count = sum(calls for calls, _ in kernels.values()) / steps
+    busy = sum(us for _, us in kernels.values()) / steps
+    ranked = sorted(((name, calls / steps, us / steps) for name, (calls, us) in kernels.items()),
+                    key=lambda k: -k[2])
+    return count, busy, ranked
+
+
+def print_profile(label, torch, step, sync, wall_s, top=8):
+    try:
+        count, busy, ranked = kernel_profile(torch, step, sync)
+    except Exception as exc:                  # a profiler that cannot run here: say so
+        print(f"  {label}: no profile ({type(exc).__name__}: {exc})")
+        return
+    print(f"  {label}: {count:.0f} kernels per step, {busy / 1e3:.2f} ms of GPU time in a "
+          f"{1e3 * wall_s:.2f} ms step ({100 * busy / 1e6 / wall_s:.0f} % busy)")
+    for name, calls, us in ranked[:top]:
+        short = name if len(name) <= 70 else name[:67] + "..."
+        print(f"      {us:8.1f} us  {calls:5.1f}x  {short}")
+
+
 # -- report ---------------------------------------------------------------------------------------
 def describe_gpu():
     """Name, compute capability and versions of the GPU in use (CuPy)."""
@@ -203,6 +247,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="dense float16 tensor-core peak of this GPU, if not in the table")
+    parser.add_argument("--profile", action="store_true",
+                        help="kernels per step and GPU busy time of each step (needs PyTorch "
+                             "with CUDA)")
     parser.add_argument("--cpu", action="store_true",
                         help="a small smoke test on the CPU (NumPy backend, emulated float16)")
     args = parser.parse_args(argv)
@@ -245,23 +292,40 @@ def main(argv=None):
               (lenet_batch, 1, 28, 28), 10),
              (f"VGG-like, {'x'.join(map(str, vgg_shape))}", vgg_nn, vgg_torch, vgg_shape,
               VOC_CLASSES)]
+    profiles = []
     for label, make_nn, make_torch, shape, n_classes in cases:
         x = rng.random(shape, dtype=np.float32)
         y = rng.integers(0, n_classes, shape[0]).astype(np.int64)
-        times = {}
+        times, steps = {}, {}
         for precision in ("fp32", "mixed"):
             step, sync = nn_step(backend, precision, make_nn, x, y)
             times["nn", precision] = seconds_per_call(step, sync, args.steps, args.repeat)
+            steps["nn", precision] = step, sync, nn.backends.current()
         row = f"{label:<34}{1e3 * times['nn', 'fp32']:9.2f}{1e3 * times['nn', 'mixed']:10.2f}"
         if torch is not None:
             for amp in ([False, True] if device == "cuda" else [False]):
                 step, sync = torch_step(torch, device, amp, make_torch, x, y)
                 times["torch", amp] = seconds_per_call(step, sync, args.steps, args.repeat)
+                steps["torch", amp] = step, sync, None
             row += f"{1e3 * times['torch', False]:12.2f}"
             if ("torch", True) in times:
                 ratio = times["nn", "mixed"] / times["torch", True]
                 row += f"{1e3 * times['torch', True]:11.2f}{ratio:13.2f}"
         print(row)
+        profiles.append((label, times, steps))
+    if args.profile and device == "cuda" and torch is not None:
+        print("\nwhere the GPU time of one step goes (PyTorch's profiler, all CUDA kernels)")
+        for label, times, steps in profiles:
+            print(label)
+            for key, name in [(("nn", "fp32"), "nn fp32"), (("nn", "mixed"), "nn mixed"),
+                              (("torch", False), "torch fp32"), (("torch", True), "torch amp")]:
+                if key in steps:
+                    step, sync, B = steps[key]
+                    with nn.backends.using(B or nn.backends.current()):   # the step's own
+                        print_profile(name, torch, step, sync, times[key])
+
+    elif args.profile:
+        print("\n(--profile needs a GPU and PyTorch with CUDA)")
     if device == "cuda":
         print("targets: float16 GEMM >= 60 % of peak; nn mixed / torch autocast <= 1.5")
     nn.use("numpy", "fp32")

@@ -22,6 +22,13 @@ from helpers import (assert_leaves_x_and_dy_alone, assert_passes, assert_rejects
                      assert_round_trips, host)
 
 
+def made(value):
+    """A test id that is the same in every process: the layer a factory makes, by its repr
+    (a lambda's own repr holds its address, which pytest-xdist's workers would not share)."""
+    return repr(value()) if callable(value) and getattr(value, "__name__", "") == "<lambda>" \
+        else repr(value)
+
+
 def randomise_affine(layer, rng):
     """W = 1, b = 0 would hide a swapped or missing scale: draw them."""
     B = backends.current()
@@ -147,7 +154,7 @@ def test_layernorm_and_instancenorm_are_groupnorm(fp64):
 
 @pytest.mark.parametrize("precision", ["fp64", "fp32"])
 @pytest.mark.parametrize("make, shape", [(lambda: BatchNorm(3), (4, 3, 5, 2)),
-                                         (lambda: GroupNorm(2, 6), (3, 6, 7))], ids=repr)
+                                         (lambda: GroupNorm(2, 6), (3, 6, 7))], ids=made)
 def test_numba_kernels_equal_the_array_formulas(precision, make, shape):
     """The numba loops (two passes) compute what the NumPy array version computes."""
     rng = np.random.default_rng(21)
@@ -165,7 +172,7 @@ def test_numba_kernels_equal_the_array_formulas(precision, make, shape):
 
 
 @pytest.mark.parametrize("make, shape", [(lambda: BatchNorm(3), (4, 3, 5)),
-                                         (lambda: GroupNorm(3, 6), (2, 6, 3, 3))], ids=repr)
+                                         (lambda: GroupNorm(3, 6), (2, 6, 3, 3))], ids=made)
 def test_norm_layers_never_modify_x_or_dy(fp32, make, shape):
     assert_leaves_x_and_dy_alone(fp32, make(), shape)
 
@@ -212,7 +219,7 @@ def test_matches_pytorch(fp64, kind, shape):
 
 
 # -- mixed precision ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: BatchNorm(4), lambda: GroupNorm(2, 4)], ids=repr)
+@pytest.mark.parametrize("make", [lambda: BatchNorm(4), lambda: GroupNorm(2, 4)], ids=made)
 def test_mixed_precision_keeps_float16_activations_and_float32_statistics(make):
     rng = np.random.default_rng(16)
     x = rng.standard_normal((8, 4, 6, 6)) * 40 + 300       # a float16 sum of squares overflows
@@ -277,7 +284,7 @@ def test_summary_shows_buffers_apart_from_parameters():
 
 
 @pytest.mark.parametrize("layer", [BatchNorm(3, momentum=0.2, eps=1e-3), GroupNorm(2, 4, eps=1e-4),
-                                   LayerNorm(5), InstanceNorm(2)], ids=repr)
+                                   LayerNorm(5), InstanceNorm(2)], ids=made)
 def test_norm_layers_round_trip_to_json(layer):
     assert_round_trips(layer)
 
@@ -290,7 +297,7 @@ def test_batchnorm_refuses_one_value_per_channel_in_training(fp32):
 
 @pytest.mark.parametrize("make, shape", [(lambda: BatchNorm(3), (2, 4, 5)),
                                          (lambda: GroupNorm(2, 4), (2, 3, 5)),
-                                         (lambda: LayerNorm(4), (4,))], ids=repr)
+                                         (lambda: LayerNorm(4), (4,))], ids=made)
 def test_wrong_channel_count_names_the_layer(fp32, make, shape):
     layer = make()
     with pytest.raises(ShapeError, match=repr(layer).replace("(", r"\(").replace(")", r"\)")):

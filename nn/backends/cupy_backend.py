@@ -90,6 +90,22 @@ class CupyBackend(Backend):
             a = self.xp.ascontiguousarray(a)
         return a
 
+    def elementwise(self, in_params, out_params, body, name):
+        return _elementwise(in_params, out_params, body, name)
+
+    def channel_sums(self, a):
+        # two reductions along contiguous axes (positions, then the batch): CuPy's one
+        # reduction over the axes (0, 2) strides through memory and ran 3-5x slower (H200)
+        N, C = a.shape[:2]
+        return a.reshape(N, C, -1).sum(axis=2, dtype=self.acc_dtype).sum(axis=0)
+
+    def all_finite(self, arrays):
+        # one reduction kernel per array (isfinite and "all" fused) instead of two, then
+        # one over the per-array flags
+        if not arrays:
+            return self.xp.asarray(True)
+        return self.xp.stack([_all_finite()(a) for a in arrays]).all()
+
     # -- GPU kernels: one thread per output element, no atomics, no host round-trip -----------
     def im2col(self, x, kernel, stride, padding, dilation):
         xp = self.xp
@@ -97,7 +113,7 @@ class CupyBackend(Backend):
         out = output_shape(x.shape[2:], kernel, stride, padding, dilation)
         k, s, p, d, o = geometry_3d(kernel, stride, padding, dilation, out)
         cols = xp.empty((C * math.prod(k), N * math.prod(o)), dtype=x.dtype)
-        _kernel("im2col", x.dtype)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
+        _kernel("im2col", x.dtype, x, cols)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
                                    *k, *o, *s, *p, *d, cols)
         return cols
 
@@ -107,7 +123,7 @@ class CupyBackend(Backend):
         out = output_shape(x_shape[2:], kernel, stride, padding, dilation)
         k, s, p, d, o = geometry_3d(kernel, stride, padding, dilation, out)
         x = xp.empty(x_shape, dtype=cols.dtype)
-        _kernel("col2im", cols.dtype)(xp.ascontiguousarray(cols), N, C, *shape_3d(x_shape)[2:],
+        _kernel("col2im", cols.dtype, x, cols)(xp.ascontiguousarray(cols), N, C, *shape_3d(x_shape)[2:],
                                       *k, *o, *s, *p, *d, x)
         return x
 
@@ -118,7 +134,7 @@ class CupyBackend(Backend):
         N, C = x.shape[:2]
         y = xp.empty((N, C, *out), dtype=x.dtype)
         argmax = xp.empty(y.shape, dtype=xp.int32)
-        _kernel("maxpool", x.dtype)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
+        _kernel("maxpool", x.dtype, x, y)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
                                     *as_3d(kernel), *as_3d(out), *as_3d(stride), y, argmax)
         return y, argmax
 
@@ -126,7 +142,7 @@ class CupyBackend(Backend):
         xp = self.xp
         N, C = x_shape[:2]
         dx = xp.empty(x_shape, dtype=dy.dtype)
-        _kernel("maxpool_backward", dy.dtype)(
+        _kernel("maxpool_backward", dy.dtype, dx, dy)(
             xp.ascontiguousarray(dy), argmax, N, C, *shape_3d(x_shape)[2:], *as_3d(kernel),
             *as_3d(dy.shape[2:]), *as_3d(stride), dx)
         return dx
@@ -226,12 +242,42 @@ _SOURCES = {
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(name: str, acc: str):
+def _compiled(name: str, acc: str, index: str):
     import cupy
+    params, output, body = source(name, acc, index)
+    return cupy.ElementwiseKernel(params, output, body, f"nn_{name}_{acc}_{index.replace(' ', '')}")
+
+
+def source(name: str, acc: str = "double", index: str = "long long"):
+    """``(params, output, body)`` of kernel ``name``: sums in ``acc``, indices in ``index``
+    ("long long", or "int" with the geometry passed as int32)."""
     params, output, body = _SOURCES[name]
-    return cupy.ElementwiseKernel(params, output, body.replace("ACC", acc), f"nn_{name}_{acc}")
+    if index == "int":
+        params = params.replace("int64", "int32")
+    return params, output, body.replace("ACC", acc).replace("long long", index)
 
 
-def _kernel(name: str, dtype):
-    """The compiled kernel ``name``, summing in double for float64 arrays, else in float."""
-    return _compiled(name, "double" if dtype == np.float64 else "float")
+@functools.lru_cache(maxsize=None)
+def _elementwise(in_params, out_params, body, name):
+    import cupy
+    return cupy.ElementwiseKernel(in_params, out_params, body, name)
+
+
+@functools.lru_cache(maxsize=None)
+def _all_finite():
+    """``isfinite(a).all()`` as one reduction kernel: a 0-d bool array."""
+    import cupy
+    return cupy.ReductionKernel("T x", "bool y", "isfinite((double)x)", "a && b", "y = a", "true",
+                                "nn_all_finite")
+
+
+def _kernel(name: str, dtype, *arrays):
+    """The compiled kernel ``name``, summing in double for float64 arrays, else in float.
+
+    Its index arithmetic (a division and a remainder per axis, per element) runs in 32-bit
+    ints when every flat index of ``arrays`` fits: a GPU divides 64-bit integers in software,
+    tens of instructions each, and that made these kernels several times slower.
+    """
+    small = max(a.size for a in arrays) < 2**31
+    return _compiled(name, "double" if dtype == np.float64 else "float",
+                     "int" if small else "long long")

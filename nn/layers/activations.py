@@ -113,15 +113,29 @@ class LeakyReLU(Layer):
         super().__init__()
         self.alpha = real_number(alpha, "alpha", "LeakyReLU", low=0, high=1, high_open=True)
 
+    #: forward and backward as one GPU kernel each (see Backend.elementwise): the formulas
+    #: below launch two and three to five kernels. ``x > alpha x`` is ``x > 0`` for
+    #: ``0 <= alpha < 1``, written so that no constant needs a float16 literal.
+    _FORWARD = ("T x, T alpha", "T y", "const T ax = alpha * x;  y = x > ax ? x : ax;")
+    _BACKWARD = ("T x, T dy, T alpha", "T dx", "dx = x > alpha * x ? dy : (T)(alpha * dy);")
+
     def forward(self, x, train=False):
-        xp = backends.current().xp
+        B = backends.current()
+        xp = B.xp
         self.x = x
+        kernel = B.elementwise(*self._FORWARD, "nn_leaky_relu")
+        if kernel is not None:
+            return kernel(x, self.alpha)
         y = xp.multiply(x, x.dtype.type(self.alpha))
         return xp.maximum(x, y, out=y)         # max(x, alpha x)
 
     def backward(self, dy):
         self._check_dy(dy, self.x.shape)
-        xp = backends.current().xp
+        B = backends.current()
+        xp = B.xp
+        kernel = B.elementwise(*self._BACKWARD, "nn_leaky_relu_backward")
+        if kernel is not None:
+            return kernel(self.x, dy, self.alpha)
         if dy.dtype.itemsize < 4:
             # float16 (mixed precision emulated by NumPy, whose float16 arithmetic is slow):
             # one product only, dx = dy where x > 0, alpha dy elsewhere

@@ -174,14 +174,18 @@ class ConvND(WeightedWindow, abstract=True):
         B = backends.current()
         self._check_dy(dy, self.y_shape)
         xp = B.xp
-        dW = xp.zeros(self.W2.shape, dtype=B.param_dtype)
+        dW = None
         dx = xp.empty(self.x.shape, dtype=B.dtype) if input_grad else None
         for chunk, X in self._saved_columns():
             dY = channels_first(dy[chunk])                                     # (O, n*L)
             if self.trainable:
                 # dW = dY @ X.T, computed as (X @ dY.T).T: the same sums, and OpenBLAS is
                 # up to twice as fast with the long N*L axis inner in this orientation
-                dW += B.matmul(X, dY.T).T
+                part = B.matmul(X, dY.T).T
+                if dW is None:          # one pass: laid out (O, C*K), in the parameter dtype
+                    dW = xp.ascontiguousarray(part, dtype=B.param_dtype)
+                else:                   # the next chunks of the batch
+                    dW += part
             if input_grad:
                 dx[chunk] = B.col2im(B.matmul(self.W2.T, dY), chunk_shape(self.x, chunk),
                                      *self._geometry())                          # col2im(W.T @ dY)
