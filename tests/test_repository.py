@@ -58,3 +58,19 @@ def test_readme_points_to_nothing_outside_the_repository():
     """Students clone this repository alone: a path like ../shared/ is not in their copy."""
     readme = (ROOT / "README.md").read_text()
     assert not re.findall(r"\.\./[\w.-]+", readme), re.findall(r"\.\./[\w./-]+", readme)
+
+
+def test_gpu_check_script_is_valid_bash_and_asks_for_its_log_folder(tmp_path):
+    """The GPU check runs on a machine with no network and little time: a syntax error or a
+    missing argument must show here, not there (its dry run is described in the README)."""
+    import shutil
+    import subprocess
+    bash = shutil.which("bash")
+    if bash is None:
+        import pytest
+        pytest.skip("needs bash")
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    subprocess.run([bash, "-n", str(script)], check=True)
+    done = subprocess.run([bash, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0 and "usage: bash benchmarks/gpu_check.sh LOGDIR" in done.stderr
+    assert not any(tmp_path.iterdir())

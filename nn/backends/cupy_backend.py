@@ -12,7 +12,9 @@ import numpy as np
 from .base import Backend, BackendUnavailableError
 from .im2col import as_3d, output_shape, shape_3d
 
-INSTALL_HINT = 'install it with  pip install -e ".[gpu]"  (CuPy for CUDA 12) on a machine with an NVIDIA GPU'
+INSTALL_HINT = ('install it on a machine with an NVIDIA GPU with  pip install -e ".[gpu]"  (CUDA 12) '
+                'or  pip install -e ".[gpu-cuda13]"  (CUDA 13): the "CUDA Version" that '
+                'nvidia-smi prints says which')
 
 
 def import_cupy():
