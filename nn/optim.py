@@ -159,7 +159,7 @@ class Optimizer:
         with quiet, _hold_keyboard_interrupt():
             for (layer, name), g in zip(params, grads):
                 if fused is not None:
-                    self._apply_fused(fused, B, layer, name, g, factor, keep)
+                    self._apply_fused(fused, layer, name, g, factor, keep)
                 else:
                     self._apply(B.xp, layer, name, g if factor is None else g * factor, keep)
 
@@ -199,28 +199,29 @@ class Optimizer:
                 xp.copyto(old, new, where=keep)
 
     # -- the same update as one GPU kernel ------------------------------------------------------
-    #: ``(in_params, out_params, body)`` of :meth:`_update` written as one elementwise kernel,
-    #: or None. On a GPU the formula launches one kernel per array operation (five or six
-    #: for SGD with momentum, plus the write-back), and each launch costs the host about
-    #: 10 microseconds: for a small network that is most of a training step. The kernel
-    #: computes the same update, in double precision, and writes the parameter and the state
-    #: in place. Inputs: ``g`` (the gradient), ``factor`` (what ``g`` is multiplied by:
-    #: ``1 / grad_scale``, the clipping), ``keep`` (False skips the step) and the
-    #: optimizer's numbers (:meth:`_fused_numbers`).
-    FUSED = None
+    def _fused_source(self):
+        """``(in_params, out_params, body)`` of :meth:`_update` written as one elementwise
+        kernel, or None (the formula then runs everywhere).
+
+        On a GPU the formula launches one kernel per array operation (five or six for SGD
+        with momentum, plus the write-back), and each launch costs the host about 10
+        microseconds: for a small network that is most of a training step. The kernel
+        computes the same update, in double precision, and writes the parameter and the state
+        in place. Inputs: ``g`` (the gradient), ``factor`` (what ``g`` is multiplied by:
+        ``1 / grad_scale``, the clipping), ``keep`` (False skips the step) and the
+        optimizer's numbers (:meth:`_fused_numbers`).
+        """
+        return None
 
     def _fused_kernel(self, B):
-        """The compiled :attr:`FUSED` kernel on backends that compile kernels, else None."""
+        """The compiled :meth:`_fused_source` on backends that compile kernels, else None."""
         source = self._fused_source()
         return None if source is None else B.elementwise(*source, f"nn_{type(self).__name__}")
-
-    def _fused_source(self):
-        return self.FUSED
 
     def _fused_numbers(self) -> tuple:
         return ()
 
-    def _apply_fused(self, kernel, B, layer, name, g, factor, keep):
+    def _apply_fused(self, kernel, layer, name, g, factor, keep):
         state = self._state_of(layer, name)
         kernel(g, factor, keep, *self._fused_numbers(), layer.params[name], *state.values())
 
@@ -270,7 +271,7 @@ class SGD(Optimizer):
         v = self.momentum * state["v"] + g
         return p - self.lr * v, {"v": v}
 
-    # _update as one GPU kernel (see Optimizer.FUSED), with and without momentum
+    # _update as one GPU kernel (see Optimizer._fused_source), with and without momentum
     _FUSED_IN = "T g, float64 factor, bool keep, float64 lr, float64 mu, float64 wd"
     _FUSED_MOMENTUM = (_FUSED_IN, "P p, P v", """
         if (keep) {
