@@ -14,11 +14,13 @@ invocation (same thread count), so the ratios compare like with like:
 2. inference (``predict``) of the LeNet-like network, batch 256;
 3. nn's emulated mixed precision against nn's own fp32, LeNet-like step;
 4. the peak memory of forward + backward for a batch of 256 3x128x128 images through
-   conv 3x3 -> 16 (pad 1), leaky ReLU, conv 3x3 -> 32 (pad 1). Each framework runs in a fresh
-   child process; the figure is its peak resident memory minus the resident memory just
-   before the pass (inputs allocated, libraries imported).
+   conv 3x3 -> 16 (pad 1), leaky ReLU, conv 3x3 -> 32 (pad 1), and of one training step of
+   the VGG-ish network. Each framework runs in a fresh child process; the figure is its peak
+   resident memory minus the resident memory just before the pass (inputs allocated, network
+   built, libraries imported).
 
-It then prints where nn's time goes, layer by layer (forward and backward).
+It then prints where nn's time goes, layer by layer (forward and backward), for every
+training-step workload.
 
     python benchmarks/conv.py [--steps 30] [--repeat 5] [--only NAME ...] [--no-memory]
                               [--no-profile] [--no-numba]
@@ -286,9 +288,9 @@ def compare_precisions(args):
 
 
 # -- where the time goes --------------------------------------------------------------------------
-def profile(net, x, y, steps):
+def profile(net, x, y, steps, lr=LR):
     """Median forward and backward milliseconds of each layer over ``steps`` training steps."""
-    loss, opt, params = net.loss, SGD(LR), net.parameters()
+    loss, opt, params = net.loss, SGD(lr), net.parameters()
     fwd = np.zeros((steps + 2, len(net.layers)))
     bwd = np.zeros((steps + 2, len(net.layers)))
     for step in range(steps + 2):          # the first two are warm-up, dropped below
@@ -310,13 +312,15 @@ def profile(net, x, y, steps):
 
 
 def print_profile(args):
-    for name, make, shape, n_classes in [("LeNet-like", lenet_nn, (64, 1, 28, 28), 10),
-                                         ("1D spectra", spectra_nn, (32, 1, SPECTRA_BINS), 7)]:
+    """The per-layer profile of every training-step workload selected (``--only``)."""
+    for name, make, _, shape, n_classes in STEPS:
+        if not selected(name, args):
+            continue
         nn.use("numpy", "fp32", seed=0, numba=NUMBA)
         net = make()
-        x, y = batch(shape, n_classes)
-        fwd, bwd = profile(net, x, y, args.steps)
-        print(f"\nnn per-layer profile, {name}, batch {shape[0]} (median ms per step)")
+        x, y = batch(shape, n_classes) if n_classes else regression_batch(shape)
+        fwd, bwd = profile(net, x, y, args.steps, LR if n_classes else 1e-5)
+        print(f"\nnn per-layer profile, {name} (median ms per step)")
         print(f"{'layer':<48}{'forward':>9}{'backward':>10}")
         for layer, f, b in zip(net.layers, fwd, bwd):
             print(f"{repr(layer):<48}{f:9.3f}{b:10.3f}")
@@ -330,15 +334,51 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
+    """The process's peak resident memory (since the last :func:`reset_peak_rss`)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KiB on Linux
 
 
-def memory_child(framework: str) -> dict:
-    """Run forward + backward of the memory test here; return the peak RSS increase."""
-    x = np.random.default_rng(0).standard_normal((256, 3, 128, 128)).astype(np.float32)
-    if framework == "nn":
+def reset_peak_rss() -> bool:
+    """Start the peak over from the current resident memory (Linux >= 4.0); False if it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(framework: str, workload: str) -> dict:
+    """Run one pass of ``workload`` here; return the peak RSS increase over the pass.
+
+    ``"conv"``: forward + backward of the 3x128x128 test (the layers of ``MEMORY_LAYERS``);
+    ``"vgg"``: one training step (forward, backward, SGD) of the VGG-ish network, batch 32.
+    """
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads())
+    else:
         nn.use("numpy", "fp32", seed=0, numba=NUMBA)
+        torch = None
+    if workload == "vgg":
+        x, y = batch((32, 3, 64, 64), 10)
+        step = (nn_step_timer(vgg_nn(), x, y) if torch is None
+                else torch_step_timer(torch, vgg_torch(torch), x, y))
+        before = rss_bytes()
+        step()               # warm-up: JIT compilation, first-use allocations of both libraries
+        # the peak of the second step, over the memory before the first: what a step holds
+        # between steps (nn keeps each layer's inputs and columns) counts too
+        if not reset_peak_rss():
+            return {"peak": float("nan"), "before": before}
+        step()
+        return {"peak": peak_rss_bytes() - before, "before": before}
+    x = np.random.default_rng(0).standard_normal((256, 3, 128, 128)).astype(np.float32)
+    if torch is None:
         layers = [Conv2D(3, 16, 3, padding=1), LeakyReLU(0.1), Conv2D(16, 32, 3, padding=1)]
         before = rss_bytes()
         h = x
@@ -348,8 +388,6 @@ def memory_child(framework: str) -> dict:
         for layer in reversed(layers):
             dh = layer.backward(dh)
     else:
-        import torch
-        torch.set_num_threads(threads())
         model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.LeakyReLU(0.1),
                                     torch.nn.Conv2d(16, 32, 3, padding=1))
         tx = torch.from_numpy(x).requires_grad_(True)
@@ -359,18 +397,25 @@ def memory_child(framework: str) -> dict:
     return {"peak": peak_rss_bytes() - before, "before": before}
 
 
+MEMORY_TESTS = [  # workload, title
+    ("conv", "forward + backward, batch 256x3x128x128, conv 3->16, leaky ReLU, conv 16->32 "
+             "(the activations alone: {:.0f} MiB)".format(256 * 128 * 128 * (3 + 16 + 16 + 32) * 4
+                                                          / 2**20)),
+    ("vgg", "one training step of the VGG-ish network, batch 32x3x64x64, after a first step"),
+]
+
+
 def compare_memory(torch):
-    activations = 256 * 128 * 128 * (3 + 16 + 16 + 32) * 4
-    print(f"\npeak memory of forward + backward, batch 256x3x128x128, float32 "
-          f"(the activations alone: {activations / 2**20:.0f} MiB)")
-    results = {}
-    for framework in ["nn"] + (["torch"] if torch is not None else []):
-        out = subprocess.run([sys.executable, __file__, "--memory-child", framework],
-                             capture_output=True, text=True, check=True)
-        results[framework] = json.loads(out.stdout.splitlines()[-1])["peak"]
-        print(f"  {framework:<6}{results[framework] / 2**20:8.0f} MiB")
-    if "torch" in results:
-        print(f"  nn / torch: {results['nn'] / results['torch']:.2f}")
+    for workload, title in MEMORY_TESTS:
+        print(f"\npeak memory (float32) of {title}")
+        results = {}
+        for framework in ["nn"] + (["torch"] if torch is not None else []):
+            out = subprocess.run([sys.executable, __file__, "--memory-child", framework, workload],
+                                 capture_output=True, text=True, check=True)
+            results[framework] = json.loads(out.stdout.splitlines()[-1])["peak"]
+            print(f"  {framework:<6}{results[framework] / 2**20:8.0f} MiB")
+        if "torch" in results:
+            print(f"  nn / torch: {results['nn'] / results['torch']:.2f}", flush=True)
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -430,12 +475,13 @@ def main(argv=None):
                         help="run only the workloads whose name contains one of these words")
     parser.add_argument("--keep-coretype", action="store_true",
                         help="measure with OPENBLAS_CORETYPE as set (default: run without it)")
-    parser.add_argument("--memory-child", choices=["nn", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     global NUMBA
     NUMBA = not args.no_numba
     if args.memory_child:
-        print(json.dumps(memory_child(args.memory_child)))
+        print(json.dumps(memory_child(*args.memory_child)))
         return
     rerun_without_coretype(args)
     torch = import_torch()

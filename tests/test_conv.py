@@ -385,6 +385,41 @@ def test_chunked_batch_equals_one_chunk(fp64, monkeypatch, make, shape, columns_
         rel_close(grads2[name], grads1[name])
 
 
+# -- the column buffer kept from one step to the next --------------------------------------------
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Conv2D(2, 3, 3, stride=2, padding=1), (3, 2, 7, 5)),
+    (lambda: Conv1D(3, 2, 3, dilation=2), (4, 3, 9)),
+    (lambda: Conv3D(1, 2, 2, padding=1), (2, 1, 3, 4, 3)),
+], ids=["conv2d", "conv1d", "conv3d"])
+def test_the_next_step_overwrites_the_kept_columns_and_computes_the_same(fp64, make, shape):
+    """A second step writes its columns into the first one's array, and its results are those
+    of a layer that never ran; a new batch size or backend dtype gets a new array."""
+    B = fp64
+    rng = np.random.default_rng(8)
+    layer, fresh = make(), make()
+    randomize_bias(layer, rng)
+    fresh.params = {k: v.copy() for k, v in layer.params.items()}
+    y_shape = (shape[0], *layer.output_shape(shape[1:]))
+    _run(layer, B.asarray(rng.standard_normal(shape)), B.asarray(rng.standard_normal(y_shape)))
+    kept = layer.cols
+    x, dy = B.asarray(rng.standard_normal(shape)), B.asarray(rng.standard_normal(y_shape))
+    results = _run(layer, x, dy)
+    assert B.xp.shares_memory(layer.cols, kept)
+    expected = _run(fresh, x, dy)
+    for got, want in zip(results[:2], expected[:2]):
+        np.testing.assert_array_equal(got, want)
+    for name in expected[2]:
+        np.testing.assert_array_equal(results[2][name], expected[2][name])
+    layer.forward(B.asarray(rng.standard_normal((shape[0] + 1, *shape[1:]))))
+    assert not B.xp.shares_memory(layer.cols, kept)
+    assert layer.cols.shape[1] == (shape[0] + 1) * kept.shape[1] // shape[0]
+    with backends.using(precision="fp32"):
+        layer.to_backend()
+        kept = layer.cols
+        layer.forward(backends.current().asarray(rng.standard_normal(shape)))
+        assert layer.cols.dtype == np.float32
+
+
 # -- input_grad=False -----------------------------------------------------------------------------
 @pytest.mark.parametrize("make, shape", [
     (lambda: Conv2D(2, 3, 3, stride=2, padding=1), (3, 2, 5, 5)),

@@ -204,6 +204,39 @@ def test_mixed_dropout_keeps_float16(mixed):
     assert set(np.unique(mixed.to_host(y))) <= {0.0, 2.0}
 
 
+ELEMENTWISE = {   # layers whose float16 arithmetic the CPU runs in float32 (Backend.in_float32)
+    "ReLU": (lambda: ReLU(), (6, 3, 5, 7)),
+    "LeakyReLU": (lambda: LeakyReLU(0.1), (6, 3, 5, 7)),
+    "Dropout": (lambda: Dropout(0.3), (6, 35)),
+    "Dense-bias": (lambda: Dense(35, 9), (6, 35)),
+    "Conv2D-bias": (lambda: Conv2D(3, 4, 1), (6, 3, 5, 7)),
+}
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE)
+def test_cpu_float16_formulas_computed_in_float32_give_numpys_float16_bits(case):
+    """Under "mixed" on the CPU, an element-wise formula on float16 runs on the float32 values
+    and is rounded once (the numba kernels convert): the bits must be those of NumPy's own
+    float16 arithmetic (``numba=False``), forward and backward."""
+    make, shape = ELEMENTWISE[case]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape) * 3.0
+    x.flat[::7] = 0.0                        # the kink of the rectifiers, and -0.0
+    x.flat[1::11] = -0.0
+    results = []
+    for numba in (True, False):
+        with backends.using("numpy", "mixed", seed=0, numba=numba) as B:
+            layer = make()
+            y = layer.forward(B.asarray(x), train=True)
+            dy = B.asarray(np.random.default_rng(4).standard_normal(y.shape))
+            dx = layer.backward(dy)
+            assert y.dtype == dx.dtype == np.float16
+            results.append([y.view(np.uint16), dx.view(np.uint16),
+                            *(g.view(np.uint32) for g in layer.grads.values())])
+    for fast, plain in zip(*results):
+        np.testing.assert_array_equal(fast, plain)
+
+
 def test_mixed_network_updates_float32_master_weights_below_float16_resolution(mixed):
     """An update of 1e-5 on a weight near 1 is lost in float16 (spacing 2**-10) but kept."""
     x = np.random.default_rng(0).normal(size=(16, 4))

@@ -144,6 +144,21 @@ class Backend:
         """A parameter tensor on the device in ``param_dtype`` (a fresh copy)."""
         return self.xp.array(host_array, dtype=self.param_dtype)
 
+    def astype(self, a, dtype):
+        """``a`` in ``dtype`` (no copy if it already is)."""
+        return a.astype(dtype, copy=False)
+
+    def in_float32(self, f, *arrays, out=None):
+        """``f(*arrays)``, an element-wise formula on arrays of the activation dtype, written
+        into ``out`` when given (``f`` then takes ``out=``, as a ufunc does).
+
+        Computed as written here and on a GPU (which has float16 arithmetic). The NumPy
+        backend computes float16 arrays on their float32 values and rounds the result once;
+        ``f`` must then give the same float16 result either way, as one operation on float16
+        values does (NumPy's float16 ufuncs compute it in float32 and round, too).
+        """
+        return f(*arrays) if out is None else f(*arrays, out=out)
+
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
@@ -165,9 +180,12 @@ class Backend:
         N, C = a.shape[:2]
         return a.reshape(N, C, -1).sum(axis=(0, 2), dtype=self.acc_dtype)
 
-    def im2col(self, x, kernel, stride, padding, dilation):
-        """Columns ``(C*K, N*L)`` of ``x (N, C, *S)``: see :mod:`nn.backends.im2col`."""
-        return _im2col.im2col(self.xp, x, kernel, stride, padding, dilation)
+    def im2col(self, x, kernel, stride, padding, dilation, out=None):
+        """Columns ``(C*K, N*L)`` of ``x (N, C, *S)``: see :mod:`nn.backends.im2col`.
+
+        ``out``: a contiguous ``(C*K, N*L)`` array of ``x``'s dtype to write into.
+        """
+        return _im2col.im2col(self.xp, x, kernel, stride, padding, dilation, out=out)
 
     def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
         """The adjoint of :meth:`im2col`: columns summed back into an array of ``x_shape``."""

@@ -109,12 +109,13 @@ class CupyBackend(Backend):
         return self.xp.stack([_all_finite()(a) for a in arrays]).all()
 
     # -- GPU kernels: one thread per output element, no atomics, no host round-trip -----------
-    def im2col(self, x, kernel, stride, padding, dilation):
+    def im2col(self, x, kernel, stride, padding, dilation, out=None):
         xp = self.xp
         N, C = x.shape[:2]
-        out = output_shape(x.shape[2:], kernel, stride, padding, dilation)
-        k, s, p, d, o = geometry_3d(kernel, stride, padding, dilation, out)
-        cols = xp.empty((C * math.prod(k), N * math.prod(o)), dtype=x.dtype)
+        size = output_shape(x.shape[2:], kernel, stride, padding, dilation)
+        k, s, p, d, o = geometry_3d(kernel, stride, padding, dilation, size)
+        cols = (xp.empty((C * math.prod(k), N * math.prod(o)), dtype=x.dtype) if out is None
+                else out)
         _kernel("im2col", x.dtype, x, cols)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
                                    *k, *o, *s, *p, *d, cols)
         return cols

@@ -107,16 +107,23 @@ def pad(xp, x, padding):
     return padded
 
 
-def im2col(xp, x, kernel, stride, padding, dilation):
-    """Columns ``(C*K, N*L)`` of ``x (N, C, *S)`` (layout in the module docstring)."""
+def im2col(xp, x, kernel, stride, padding, dilation, out=None):
+    """Columns ``(C*K, N*L)`` of ``x (N, C, *S)`` (layout in the module docstring).
+
+    ``out``: a contiguous ``(C*K, N*L)`` array of ``x``'s dtype to write them into (a buffer
+    kept from the previous step, see :meth:`nn.layers.conv.ConvND._columns`), else a new one.
+    """
     N, C = x.shape[:2]
-    out = output_shape(x.shape[2:], kernel, stride, padding, dilation)
+    size = output_shape(x.shape[2:], kernel, stride, padding, dilation)
     # channels first, then the batch: every tap below then writes one contiguous block
     xt = pad(xp, x, padding).swapaxes(0, 1)                    # (C, N, *S_padded), a view
-    cols = xp.empty((C, *kernel, N, *out), dtype=x.dtype)
+    if out is None:
+        cols = xp.empty((C, *kernel, N, *size), dtype=x.dtype)
+    else:
+        cols = out.reshape(C, *kernel, N, *size)               # a view: out must be contiguous
     for offset in offsets(kernel):
-        cols[(slice(None), *offset)] = xt[(slice(None), slice(None)) + tap(offset, out, stride, dilation)]
-    return cols.reshape(C * math.prod(kernel), N * math.prod(out))
+        cols[(slice(None), *offset)] = xt[(slice(None), slice(None)) + tap(offset, size, stride, dilation)]
+    return cols.reshape(C * math.prod(kernel), N * math.prod(size))
 
 
 def col2im(xp, cols, x_shape, kernel, stride, padding, dilation):

@@ -95,11 +95,11 @@ class ReLU(Layer):
 
     def forward(self, x, train=False):
         self.positive = x > 0
-        return x * self.positive
+        return backends.current().in_float32(lambda x: x * self.positive, x)
 
     def backward(self, dy):
         self._check_dy(dy, self.positive.shape)
-        return dy * self.positive
+        return backends.current().in_float32(lambda dy: dy * self.positive, dy)
 
 
 class LeakyReLU(Layer):
@@ -126,27 +126,37 @@ class LeakyReLU(Layer):
         kernel = B.elementwise(*self._FORWARD, "nn_leaky_relu")
         if kernel is not None:
             return kernel(x, self.alpha)
-        y = xp.multiply(x, x.dtype.type(self.alpha))
-        return xp.maximum(x, y, out=y)         # max(x, alpha x)
+        return B.in_float32(self._forward, x)
+
+    def _forward(self, x):
+        y = backends.current().xp.multiply(x, self._alpha(x))
+        return backends.current().xp.maximum(x, y, out=y)         # max(x, alpha x)
 
     def backward(self, dy):
         self._check_dy(dy, self.x.shape)
         B = backends.current()
-        xp = B.xp
         kernel = B.elementwise(*self._BACKWARD, "nn_leaky_relu_backward")
         if kernel is not None:
             return kernel(self.x, dy, self.alpha)
+        return B.in_float32(self._backward, self.x, dy)
+
+    def _backward(self, x, dy):
+        alpha = self._alpha(dy)
         if dy.dtype.itemsize < 4:
-            # float16 (mixed precision emulated by NumPy, whose float16 arithmetic is slow):
-            # one product only, dx = dy where x > 0, alpha dy elsewhere
-            return xp.where(self.x > 0, dy, dy * dy.dtype.type(self.alpha))
+            # float16 arithmetic (NumPy without the numba kernels) is slow: one product
+            # only, dx = dy where x > 0, alpha dy elsewhere
+            return backends.current().xp.where(x > 0, dy, dy * alpha)
         # dx = dy * (alpha + (1 - alpha) [x > 0]): four in-place passes on the mask, several
-        # times faster in NumPy than where() or a masked copy
-        dx = (self.x > 0).astype(dy.dtype)
-        dx *= dy.dtype.type(1 - self.alpha)
-        dx += dy.dtype.type(self.alpha)
+        # times faster in NumPy than where() or a masked copy (exact: the factor is 1 or alpha)
+        dx = (x > 0).astype(dy.dtype)
+        dx *= 1 - alpha
+        dx += alpha
         dx *= dy
         return dx
+
+    def _alpha(self, a):
+        """``alpha`` as the activation dtype holds it (float16 under "mixed"), typed as ``a``."""
+        return a.dtype.type(backends.current().dtype.type(self.alpha))
 
     def config(self):
         return {"alpha": self.alpha}

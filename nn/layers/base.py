@@ -125,7 +125,8 @@ class Layer:
 
     def set_grad(self, name: str, g) -> None:
         """Store ``dL/d params[name]`` in the parameter dtype (float32 under ``"mixed"``)."""
-        self.grads[name] = g.astype(backends.current().param_dtype, copy=False)
+        B = backends.current()
+        self.grads[name] = B.astype(g, B.param_dtype)
 
     def to_backend(self):
         """Move parameters and buffers to the current backend; returns self.

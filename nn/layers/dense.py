@@ -61,7 +61,7 @@ class Dense(Layer):
         self.W = self.weight("W")
         y = B.matmul(self.x, self.W)
         if self.bias:
-            y += self.weight("b")
+            B.in_float32(B.xp.add, y, self.weight("b"), out=y)         # y += b
         return y
 
     def backward(self, dy, input_grad: bool = True):

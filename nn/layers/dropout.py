@@ -27,15 +27,17 @@ class Dropout(Layer):
             return x
         B = backends.current()
         keep = B.rng.random(x.shape, dtype=B.xp.float32) >= self.rate
-        self.mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.rate))
-        return x * self.mask
+        scale = x.dtype.type(1 / (1 - self.rate))            # as the activations hold it
+        wide = B.xp.promote_types(x.dtype, B.xp.float32)     # a float16 mask is made in float32
+        self.mask = B.astype(keep.astype(wide) * wide.type(scale), x.dtype)   # 0 or scale
+        return B.in_float32(B.xp.multiply, x, self.mask)
 
     def backward(self, dy):
         if self.mask is None:
             self._check_dy(dy, self.shape)
             return dy
         self._check_dy(dy, self.mask.shape)
-        return dy * self.mask
+        return backends.current().in_float32(backends.current().xp.multiply, dy, self.mask)
 
     def config(self):
         return {"rate": self.rate}
