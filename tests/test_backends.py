@@ -250,6 +250,35 @@ def test_all_finite_of_float16_and_empty_list(mixed):
 
 
 # -- CuPy missing ------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, view", [((5, 3, 7, 9), False), ((13, 11), True), ((1,), False)],
+                         ids=["4d", "transposed-view", "one-value"])
+def test_relu_kernels_give_numpys_bits(dtype, shape, view):
+    """The one-pass numba rectifier and mask product against NumPy's formulas, bit for bit,
+    signed zeros, infinities and NaN included."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, -3.0], dtype=dtype)
+    x.flat[:min(x.size, 6)] = specials[:x.size]
+    dy.flat[-min(dy.size, 6):] = specials[:dy.size]
+    if view:
+        x, dy = x.T, dy.T
+    with backends.using("numpy", "fp32", numba=False) as plain, np.errstate(invalid="ignore"):
+        y0, mask0 = plain.relu(x)                      # -inf * 0 is NaN, in both
+        dx0 = plain.times_mask(dy, mask0)
+    with backends.using("numpy", "fp32") as B:
+        if B.numba_kernels() is None:
+            pytest.skip("numba is not installed")
+        y, mask = B.relu(x)
+        dx = B.times_mask(dy, mask)
+    np.testing.assert_array_equal(mask, mask0)
+    assert y.dtype == dx.dtype == dtype and y.shape == dx.shape == x.shape
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(np.ascontiguousarray(y).view(bits), np.ascontiguousarray(y0).view(bits))
+    np.testing.assert_array_equal(np.ascontiguousarray(dx).view(bits), np.ascontiguousarray(dx0).view(bits))
+
+
 def test_missing_cupy_raises_with_install_advice(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
     before = backends.current()

@@ -159,6 +159,15 @@ class Backend:
         """
         return f(*arrays) if out is None else f(*arrays, out=out)
 
+    def relu(self, x):
+        """The rectifier and its mask: ``(x * (x > 0), x > 0)``."""
+        positive = x > 0
+        return self.times_mask(x, positive), positive
+
+    def times_mask(self, a, mask):
+        """``a * mask`` for a boolean ``mask`` of ``a``'s shape (the rectifier's gradient)."""
+        return self.in_float32(lambda a: a * mask, a)
+
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 

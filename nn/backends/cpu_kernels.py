@@ -119,6 +119,26 @@ def maxpool_backward(dy, argmax, offsets, stride, dx):  # pragma: no cover (comp
                     o += 1
 
 
+# -- the rectifier: one pass where NumPy needs three (the mask, its cast, the product) ----------
+@numba.njit(cache=True)
+def relu(x, y, positive):  # pragma: no cover (compiled)
+    """``positive = x > 0`` and ``y = x * positive`` (flat arrays), bit for bit as NumPy's
+    formula: a negative ``x`` gives ``-0.0``, a NaN stays NaN."""
+    zero, one = x.dtype.type(0), x.dtype.type(1)
+    for i in range(x.size):
+        p = x[i] > zero
+        positive[i] = p
+        y[i] = x[i] * (one if p else zero)
+
+
+@numba.njit(cache=True)
+def times_mask(a, mask, out):  # pragma: no cover (compiled)
+    """``out = a * mask`` for a boolean ``mask`` (flat arrays), as NumPy computes it."""
+    zero, one = a.dtype.type(0), a.dtype.type(1)
+    for i in range(a.size):
+        out[i] = a[i] * (one if mask[i] else zero)
+
+
 # -- normalisation: statistics and normalisation in two passes, backward in two ------------------
 @numba.njit(cache=True)
 def batchnorm_forward(x, W, b, eps, y, xhat, inv_sigma, mean, var):  # pragma: no cover

@@ -122,6 +122,24 @@ class NumpyBackend(Backend):
         out[...] = result
         return out
 
+    def relu(self, x):
+        kernels = self._numba(x)
+        if kernels is None:
+            return super().relu(x)
+        x = np.ascontiguousarray(x)
+        y, positive = np.empty_like(x), np.empty(x.shape, dtype=np.bool_)
+        kernels.relu(x.reshape(-1), y.reshape(-1), positive.reshape(-1))
+        return y, positive
+
+    def times_mask(self, a, mask):
+        kernels = self._numba(a)
+        if kernels is None:
+            return super().times_mask(a, mask)
+        a = np.ascontiguousarray(a)
+        out = np.empty_like(a)
+        kernels.times_mask(a.reshape(-1), np.ascontiguousarray(mask).reshape(-1), out.reshape(-1))
+        return out
+
     def channel_sums(self, a):
         # a matrix-vector product with ones: one BLAS call, several times faster than NumPy's
         # axis sum; float16 rows are widened to float32 first (the emulated accumulation)
