@@ -1,7 +1,8 @@
 """Convolutional networks: nn's training step and peak memory against PyTorch (CPU).
 
 Each measurement is run by nn and, when PyTorch is installed, by PyTorch in the same
-invocation (same thread count), so the ratios compare like with like:
+invocation (same thread count), their timing rounds taking turns (a shared machine's speed
+drifts; alternating rounds see the same drift), so the ratios compare like with like:
 
 1. one training step (forward, backward, SGD update), float32, of
    - the course's LeNet-like network, batch 64 of 1x28x28;
@@ -192,16 +193,23 @@ def torch_step_timer(torch, model, x, y, lr=LR):
     return step
 
 
-def seconds_per_call(f, steps, repeat):
-    """Best of ``repeat`` mean times over ``steps`` calls, after warm-up (JIT, allocator)."""
-    for _ in range(3):
-        f()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(steps):
+def seconds_per_call_side_by_side(functions, steps, repeat):
+    """Seconds per call of each function: the best of ``repeat`` rounds of ``steps`` calls,
+    after warm-up (JIT, allocator), the functions' rounds taking turns.
+
+    On a shared (virtual) machine the speed drifts by tens of percent over a minute; rounds
+    that alternate between nn and PyTorch see the same drift, so their ratio keeps still.
+    """
+    for f in functions:
+        for _ in range(3):
             f()
-        best = min(best, (time.perf_counter() - start) / steps)
+    best = [float("inf")] * len(functions)
+    for _ in range(repeat):
+        for i, f in enumerate(functions):
+            start = time.perf_counter()
+            for _ in range(steps):
+                f()
+            best[i] = min(best[i], (time.perf_counter() - start) / steps)
     return best
 
 
@@ -241,12 +249,14 @@ def compare_steps(args, torch):
         # rate keeps both decoders from diverging (a diverged step computes with inf and NaN)
         lr = LR if n_classes else 1e-5
         nn.use("numpy", "fp32", seed=0, numba=NUMBA)
-        t_nn = seconds_per_call(nn_step_timer(make_nn(), x, y, lr), args.steps, args.repeat)
-        row = f"{name:<28}{t_nn * 1e3:9.2f}{shape[0] / t_nn:10.0f}"
+        steps = [nn_step_timer(make_nn(), x, y, lr)]
         if torch is not None:
             torch.manual_seed(0)
-            t_torch = seconds_per_call(torch_step_timer(torch, make_torch(torch), x, y, lr),
-                                       args.steps, args.repeat)
+            steps.append(torch_step_timer(torch, make_torch(torch), x, y, lr))
+        t_nn, *t_torch = seconds_per_call_side_by_side(steps, args.steps, args.repeat)
+        row = f"{name:<28}{t_nn * 1e3:9.2f}{shape[0] / t_nn:10.0f}"
+        if t_torch:
+            t_torch = t_torch[0]
             row += f"{t_torch * 1e3:10.2f}{shape[0] / t_torch:13.0f}{t_nn / t_torch:12.2f}"
         print(row, flush=True)
 
@@ -258,8 +268,7 @@ def compare_inference(args, torch):
     x, _ = batch((256, 1, 28, 28), 10)
     nn.use("numpy", "fp32", seed=0, numba=NUMBA)
     net = lenet_nn()
-    t_nn = seconds_per_call(lambda: net.predict(x, batch_size=256), args.steps, args.repeat)
-    row = f"{'LeNet-like predict, 256':<28}{t_nn * 1e3:9.2f}{256 / t_nn:10.0f}"
+    calls = [lambda: net.predict(x, batch_size=256)]
     if torch is not None:
         model = lenet_torch(torch).eval()
         tx = torch.from_numpy(x)
@@ -267,7 +276,11 @@ def compare_inference(args, torch):
         def infer():
             with torch.inference_mode():
                 return model(tx).numpy()
-        t_torch = seconds_per_call(infer, args.steps, args.repeat)
+        calls.append(infer)
+    t_nn, *t_torch = seconds_per_call_side_by_side(calls, args.steps, args.repeat)
+    row = f"{'LeNet-like predict, 256':<28}{t_nn * 1e3:9.2f}{256 / t_nn:10.0f}"
+    if t_torch:
+        t_torch = t_torch[0]
         row += f"{t_torch * 1e3:10.2f}{256 / t_torch:13.0f}{t_nn / t_torch:12.2f}"
     print(f"\ninference (predict)\n{row}", flush=True)
 
@@ -277,11 +290,17 @@ def compare_precisions(args):
     if not selected("mixed", args):
         return
     x, y = batch((64, 1, 28, 28), 10)
-    times = {}
+    calls = []
     for precision in ("fp32", "mixed"):
-        nn.use("numpy", precision, seed=0, numba=NUMBA)
-        times[precision] = seconds_per_call(nn_step_timer(lenet_nn(), x, y), max(3, args.steps // 5),
-                                            max(2, args.repeat // 2))
+        B = nn.use("numpy", precision, seed=0, numba=NUMBA)
+        step = nn_step_timer(lenet_nn(), x, y)
+
+        def call(B=B, step=step):       # each round runs under its own precision
+            with nn.backends.using(B):
+                step()
+        calls.append(call)
+    fp32, mixed = seconds_per_call_side_by_side(calls, max(3, args.steps // 5), args.repeat)
+    times = {"fp32": fp32, "mixed": mixed}
     print(f"\nemulated mixed precision on the CPU, LeNet-like step: fp32 "
           f"{times['fp32'] * 1e3:.1f} ms, mixed {times['mixed'] * 1e3:.1f} ms, mixed / fp32 "
           f"{times['mixed'] / times['fp32']:.1f}", flush=True)

@@ -1,4 +1,5 @@
-"""numba kernels for the CPU backend: col2im, max-pooling and normalisation.
+"""numba kernels for the CPU backend: col2im, max-pooling, normalisation, the rectifier,
+float16 conversions and the greedy loop of non-maximum suppression.
 
 They compute what the strided-slice versions in :mod:`nn.backends.im2col` and
 :meth:`nn.backends.base.Backend.maxpool` compute (the tests compare them; where windows
@@ -14,8 +15,13 @@ Measured and rejected (2-core VM): a numba im2col, slower than NumPy's strided s
 OpenBLAS's threads (they keep spinning after every matrix product) and made a training step
 3 to 6 times slower. The kernels here are serial for that reason.
 
-Compiled on first use and cached on disk (``cache=True``). numba has no float16 arithmetic,
-so float16 arrays (the ``"mixed"`` policy) take the NumPy path.
+Also measured and rejected: a max-pool written as loops over the window's axes (no table of
+offsets), twice as slow as :func:`maxpool`; backward's ``W.T @ dY`` written into the kept
+im2col columns (its fresh array cost nothing measurable, unlike im2col's: ``ConvND._columns``).
+
+Compiled on first use and cached on disk (``cache=True``). numba has no float16 arithmetic:
+float16 arrays (the ``"mixed"`` policy) run the float32 kernels on their exact float32 values
+and are rounded once (:meth:`NumpyBackend.in_float32`, ``_float16_through_float32``).
 """
 from __future__ import annotations
 
