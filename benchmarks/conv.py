@@ -26,8 +26,8 @@ training-step workload.
     python benchmarks/conv.py [--steps 30] [--repeat 5] [--only NAME ...] [--no-memory]
                               [--no-profile] [--no-numba]
 
-``--no-numba`` runs col2im, max-pooling and the normalisation layers as NumPy array code
-instead of numba kernels, to see what the kernels bring.
+``--no-numba`` runs col2im, max-pooling, the normalisation layers, the rectifier and the
+float16 conversions as NumPy array code instead of numba kernels, to see what they bring.
 
 The benchmark prints the BLAS library and the kernel it runs (threadpoolctl, when installed)
 and both frameworks' thread counts. Where ``OPENBLAS_CORETYPE`` is set (it forces older BLAS
