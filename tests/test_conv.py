@@ -420,6 +420,20 @@ def test_the_next_step_overwrites_the_kept_columns_and_computes_the_same(fp64, m
         assert layer.cols.dtype == np.float32
 
 
+@pytest.mark.parametrize("change", ["shape", "dtype", "not-contiguous"])
+def test_im2col_refuses_a_wrong_columns_buffer(fp64, change):
+    B = fp64
+    x = B.asarray(np.random.default_rng(0).standard_normal((2, 3, 5, 4)))
+    good = B.im2col(x, (3, 3), (1, 1), (1, 1), (1, 1))
+    out = {"shape": B.xp.empty((good.shape[0], good.shape[1] + 1)),
+           "dtype": B.xp.empty(good.shape, dtype=np.float32),
+           "not-contiguous": B.xp.empty(good.shape[::-1]).T}[change]
+    with pytest.raises(nn.errors.ShapeError, match="out must be a C-contiguous"):
+        B.im2col(x, (3, 3), (1, 1), (1, 1), (1, 1), out=out)
+    again = B.im2col(x, (3, 3), (1, 1), (1, 1), (1, 1), out=B.xp.empty_like(good))
+    np.testing.assert_array_equal(host(again), host(good))
+
+
 # -- input_grad=False -----------------------------------------------------------------------------
 @pytest.mark.parametrize("make, shape", [
     (lambda: Conv2D(2, 3, 3, stride=2, padding=1), (3, 2, 5, 5)),

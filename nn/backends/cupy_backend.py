@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .base import Backend, BackendUnavailableError
-from .im2col import as_3d, output_shape, shape_3d
+from .im2col import as_3d, check_columns_buffer, output_shape, shape_3d
 
 INSTALL_HINT = ('install it on a machine with an NVIDIA GPU with  pip install -e ".[gpu]"  (CUDA 12) '
                 'or  pip install -e ".[gpu-cuda13]"  (CUDA 13): the "CUDA Version" that '
@@ -114,8 +114,10 @@ class CupyBackend(Backend):
         N, C = x.shape[:2]
         size = output_shape(x.shape[2:], kernel, stride, padding, dilation)
         k, s, p, d, o = geometry_3d(kernel, stride, padding, dilation, size)
-        cols = (xp.empty((C * math.prod(k), N * math.prod(o)), dtype=x.dtype) if out is None
-                else out)
+        shape = (C * math.prod(k), N * math.prod(o))
+        if out is not None:
+            check_columns_buffer(out, shape, x.dtype)
+        cols = xp.empty(shape, dtype=x.dtype) if out is None else out
         _kernel("im2col", x.dtype, x, cols)(xp.ascontiguousarray(x), N, C, *shape_3d(x.shape)[2:],
                                    *k, *o, *s, *p, *d, cols)
         return cols

@@ -120,10 +120,20 @@ def im2col(xp, x, kernel, stride, padding, dilation, out=None):
     if out is None:
         cols = xp.empty((C, *kernel, N, *size), dtype=x.dtype)
     else:
-        cols = out.reshape(C, *kernel, N, *size)               # a view: out must be contiguous
+        check_columns_buffer(out, (C * math.prod(kernel), N * math.prod(size)), x.dtype)
+        cols = out.reshape(C, *kernel, N, *size)               # a view: out is contiguous
     for offset in offsets(kernel):
         cols[(slice(None), *offset)] = xt[(slice(None), slice(None)) + tap(offset, size, stride, dilation)]
     return cols.reshape(C * math.prod(kernel), N * math.prod(size))
+
+
+def check_columns_buffer(out, shape, dtype) -> None:
+    """Refuse an ``out`` for im2col that is not a contiguous ``shape`` array of ``dtype``."""
+    if tuple(out.shape) != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ShapeError(
+            f"im2col: out must be a C-contiguous {shape} array of {dtype}, got "
+            f"{tuple(out.shape)} {out.dtype}{'' if out.flags.c_contiguous else ' (not contiguous)'}; "
+            "pass out=None to get a new array")
 
 
 def col2im(xp, cols, x_shape, kernel, stride, padding, dilation):
