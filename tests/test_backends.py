@@ -406,3 +406,39 @@ def test_loss_scaler_follows_a_change_of_backend():
 def test_loss_scaler_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match="LossScaler"):
         LossScaler(**kwargs)
+
+
+# -- host memory: freed blocks kept for the next step (nn.backends.numpy_backend.keep_freed_memory)
+FAULTS_OF_A_SECOND_ARRAY = """
+import resource
+import numpy as np
+import nn
+nn.use("numpy")
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(2):           # the first: the heap grows; the second: as a step after a step
+    before = faults()
+    a = np.ones(2**28 // 8)  # 256 MiB, freed at once
+    del a
+print(faults() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or
+                    __import__("platform").libc_ver()[0] != "glibc", reason="glibc only")
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_numpy_backend_keeps_freed_memory_for_the_next_array(keep):
+    """A 256 MiB array made again after being freed: with the memory kept, its pages are
+    still mapped (almost no page faults); with ``NN_KEEP_FREED_MEMORY=0``, glibc unmaps it
+    and every page (4 KiB, or 2 MiB where huge pages are used) faults again."""
+    env = {k: v for k, v in __import__("os").environ.items()
+           if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "NN_KEEP"))}
+    if not keep:
+        env["NN_KEEP_FREED_MEMORY"] = "0"
+    out = subprocess.run([sys.executable, "-c", FAULTS_OF_A_SECOND_ARRAY], env=env,
+                         capture_output=True, text=True, check=True)
+    faults = int(out.stdout.split()[-1])
+    if keep:
+        assert faults < 32
+    else:
+        assert faults >= 2**28 // 2**21          # at least one fault per 2 MiB

@@ -364,3 +364,314 @@ def greedy_nms(boxes, threshold, keep):  # pragma: no cover (compiled)
             union = area[i] + area[j] - inter
             if union > zero and inter / union > threshold:
                 suppressed[j] = True
+
+
+
+# -- Winograd's F(2, 3): the tile transforms (the maths is in nn/backends/winograd.py) -------------
+# A 4x4 tile lives in 16 local variables, in (h, w) order: index 4 h + w. A cube's 4x4x4 tile
+# is four such planes (index 16 d + 4 h + w), combined along d with the same 1D formulas.
+# (A version with loops over a small tile array, for any number of axes, ran 3 to 9 times
+# slower: the compiler cannot unroll loops whose bounds it does not know.)
+@numba.njit(cache=True, inline="always")
+def _bt(d0, d1, d2, d3):  # pragma: no cover (compiled)
+    """``B^T d`` on 4 values."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@numba.njit(cache=True, inline="always")
+def _b(v0, v1, v2, v3):  # pragma: no cover (compiled)
+    """``B v`` on 4 values: the adjoint of ``_bt``."""
+    return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+
+
+@numba.njit(cache=True, inline="always")
+def _at(m0, m1, m2, m3):  # pragma: no cover (compiled)
+    """``A^T m`` on 4 values."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@numba.njit(cache=True, inline="always")
+def _a(g0, g1):  # pragma: no cover (compiled)
+    """``A g`` on 2 values: the adjoint of ``_at``."""
+    return g0, g0 + g1, g0 - g1, -g1
+
+
+@numba.njit(cache=True, inline="always")
+def _input_tile(plane, r, q):  # pragma: no cover (compiled)
+    """``B^T d B`` of the patch ``d = plane[r:r+4, q:q+4]``: 16 values."""
+    a0, a1, a2, a3 = _bt(plane[r, q], plane[r, q + 1], plane[r, q + 2], plane[r, q + 3])  # rows
+    b0, b1, b2, b3 = _bt(plane[r + 1, q], plane[r + 1, q + 1], plane[r + 1, q + 2], plane[r + 1, q + 3])
+    c0, c1, c2, c3 = _bt(plane[r + 2, q], plane[r + 2, q + 1], plane[r + 2, q + 2], plane[r + 2, q + 3])
+    e0, e1, e2, e3 = _bt(plane[r + 3, q], plane[r + 3, q + 1], plane[r + 3, q + 2], plane[r + 3, q + 3])
+    v0, v4, v8, v12 = _bt(a0, b0, c0, e0)                                                 # columns
+    v1, v5, v9, v13 = _bt(a1, b1, c1, e1)
+    v2, v6, v10, v14 = _bt(a2, b2, c2, e2)
+    v3, v7, v11, v15 = _bt(a3, b3, c3, e3)
+    return (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
+
+
+@numba.njit(cache=True, inline="always")
+def _output_tile(M, base, o, p):  # pragma: no cover (compiled)
+    """``A^T m A`` of ``m = M[base:base+16, o, p]``: the 2x2 outputs ``(y00, y01, y10, y11)``."""
+    a0, a1 = _at(M[base, o, p], M[base + 1, o, p], M[base + 2, o, p], M[base + 3, o, p])  # rows
+    b0, b1 = _at(M[base + 4, o, p], M[base + 5, o, p], M[base + 6, o, p], M[base + 7, o, p])
+    c0, c1 = _at(M[base + 8, o, p], M[base + 9, o, p], M[base + 10, o, p], M[base + 11, o, p])
+    e0, e1 = _at(M[base + 12, o, p], M[base + 13, o, p], M[base + 14, o, p], M[base + 15, o, p])
+    y00, y10 = _at(a0, b0, c0, e0)                                                        # columns
+    y01, y11 = _at(a1, b1, c1, e1)
+    return y00, y01, y10, y11
+
+
+@numba.njit(cache=True, inline="always")
+def _output_adjoint_tile(plane, r, q):  # pragma: no cover (compiled)
+    """``A g A^T`` of the 2x2 patch ``g = plane[r:r+2, q:q+2]`` (0 past the edge): 16 values."""
+    H, W = plane.shape
+    zero = plane.dtype.type(0)
+    g00 = plane[r, q]
+    g01 = plane[r, q + 1] if q + 1 < W else zero
+    g10 = plane[r + 1, q] if r + 1 < H else zero
+    g11 = plane[r + 1, q + 1] if r + 1 < H and q + 1 < W else zero
+    a0, a1, a2, a3 = _a(g00, g01)                                                         # rows
+    b0, b1, b2, b3 = _a(g10, g11)
+    v0, v4, v8, v12 = _a(a0, b0)                                                          # columns
+    v1, v5, v9, v13 = _a(a1, b1)
+    v2, v6, v10, v14 = _a(a2, b2)
+    v3, v7, v11, v15 = _a(a3, b3)
+    return (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
+
+
+@numba.njit(cache=True, inline="always")
+def _input_adjoint_tile(dV, base, c, p):  # pragma: no cover (compiled)
+    """``B v B^T`` of ``v = dV[base:base+16, c, p]``: the 16 values to add onto a 4x4 patch."""
+    a0, b0, c0, e0 = _b(dV[base, c, p], dV[base + 4, c, p], dV[base + 8, c, p], dV[base + 12, c, p])
+    a1, b1, c1, e1 = _b(dV[base + 1, c, p], dV[base + 5, c, p], dV[base + 9, c, p], dV[base + 13, c, p])
+    a2, b2, c2, e2 = _b(dV[base + 2, c, p], dV[base + 6, c, p], dV[base + 10, c, p], dV[base + 14, c, p])
+    a3, b3, c3, e3 = _b(dV[base + 3, c, p], dV[base + 7, c, p], dV[base + 11, c, p], dV[base + 15, c, p])
+    v0, v1, v2, v3 = _b(a0, a1, a2, a3)                                                   # rows
+    v4, v5, v6, v7 = _b(b0, b1, b2, b3)
+    v8, v9, v10, v11 = _b(c0, c1, c2, c3)
+    v12, v13, v14, v15 = _b(e0, e1, e2, e3)
+    return (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
+
+
+@numba.njit(cache=True, inline="always")
+def _add_patch(plane, r, q, t):  # pragma: no cover (compiled)
+    """``plane[r:r+4, q:q+4] += t`` (16 values in (h, w) order)."""
+    for h in range(4):
+        row = plane[r + h]
+        row[q] += t[4 * h]
+        row[q + 1] += t[4 * h + 1]
+        row[q + 2] += t[4 * h + 2]
+        row[q + 3] += t[4 * h + 3]
+
+
+# Speed: a loop ``for x in range(16): V[x, c, p] = t[x]`` indexes the tuple at run time, and
+# ran 2 to 4 times slower than the 16 stores written out (measured); hence these helpers.
+@numba.njit(cache=True, inline="always")
+def _store16(A, base, c, p, t):  # pragma: no cover (compiled)
+    """``A[base:base+16, c, p] = t``."""
+    (A[base, c, p], A[base + 1, c, p], A[base + 2, c, p], A[base + 3, c, p],
+     A[base + 4, c, p], A[base + 5, c, p], A[base + 6, c, p], A[base + 7, c, p],
+     A[base + 8, c, p], A[base + 9, c, p], A[base + 10, c, p], A[base + 11, c, p],
+     A[base + 12, c, p], A[base + 13, c, p], A[base + 14, c, p], A[base + 15, c, p]) = t
+
+
+@numba.njit(cache=True, inline="always")
+def _along_d(f, t0, t1, t2, t3):  # pragma: no cover (compiled)
+    """``f`` (``_bt`` or ``_b``) applied along d to four planes of 16 values: four planes."""
+    v0, v1, v2, v3 = f(t0[0], t1[0], t2[0], t3[0])
+    w0, w1, w2, w3 = f(t0[1], t1[1], t2[1], t3[1])
+    x0, x1, x2, x3 = f(t0[2], t1[2], t2[2], t3[2])
+    y0, y1, y2, y3 = f(t0[3], t1[3], t2[3], t3[3])
+    return ((v0, w0, x0, y0), (v1, w1, x1, y1), (v2, w2, x2, y2), (v3, w3, x3, y3))
+
+
+@numba.njit(cache=True, inline="always")
+def _along_d16(f, t0, t1, t2, t3):  # pragma: no cover (compiled)
+    """:func:`_along_d` on planes of 16 values, four at a time."""
+    a0, a1, a2, a3 = _along_d(f, t0[0:4], t1[0:4], t2[0:4], t3[0:4])
+    b0, b1, b2, b3 = _along_d(f, t0[4:8], t1[4:8], t2[4:8], t3[4:8])
+    c0, c1, c2, c3 = _along_d(f, t0[8:12], t1[8:12], t2[8:12], t3[8:12])
+    e0, e1, e2, e3 = _along_d(f, t0[12:16], t1[12:16], t2[12:16], t3[12:16])
+    return a0 + b0 + c0 + e0, a1 + b1 + c1 + e1, a2 + b2 + c2 + e2, a3 + b3 + c3 + e3
+
+
+@numba.njit(cache=True)
+def winograd_input_2d(xp, V):  # pragma: no cover (compiled)
+    """``V (16, C, P)``: ``B^T d B`` of every tile ``d`` of the padded ``xp (N, C, 2 nh + 2,
+    2 nw + 2)``; tile ``p = (n nh + i) nw + k`` starts at row ``2 i``, column ``2 k``."""
+    N, C, HP, WP = xp.shape
+    nh, nw = (HP - 2) // 2, (WP - 2) // 2
+    for n in range(N):
+        for c in range(C):
+            plane = xp[n, c]
+            for i in range(nh):
+                for k in range(nw):
+                    _store16(V, 0, c, (n * nh + i) * nw + k, _input_tile(plane, 2 * i, 2 * k))
+
+
+@numba.njit(cache=True)
+def winograd_input_3d(xp, V):  # pragma: no cover (compiled)
+    """``V (64, C, P)`` for cubes ``xp (N, C, 2 nd + 2, 2 nh + 2, 2 nw + 2)``: the tile's
+    four planes as in 2D, then ``B^T`` along d."""
+    N, C, DP, HP, WP = xp.shape
+    nd, nh, nw = (DP - 2) // 2, (HP - 2) // 2, (WP - 2) // 2
+    for n in range(N):
+        for c in range(C):
+            for i in range(nd):
+                x0, x1, x2, x3 = xp[n, c, 2 * i], xp[n, c, 2 * i + 1], xp[n, c, 2 * i + 2], xp[n, c, 2 * i + 3]
+                for j in range(nh):
+                    for k in range(nw):
+                        p = ((n * nd + i) * nh + j) * nw + k
+                        r, q = 2 * j, 2 * k
+                        v0, v1, v2, v3 = _along_d16(_bt, _input_tile(x0, r, q), _input_tile(x1, r, q),
+                                                    _input_tile(x2, r, q), _input_tile(x3, r, q))
+                        _store16(V, 0, c, p, v0)
+                        _store16(V, 16, c, p, v1)
+                        _store16(V, 32, c, p, v2)
+                        _store16(V, 48, c, p, v3)
+
+
+@numba.njit(cache=True, inline="always")
+def _write_tile(plane, r, q, t, bias):  # pragma: no cover (compiled)
+    """``plane[r:r+2, q:q+2] = t + bias``, what fits of it (a last tile may stick out)."""
+    H, W = plane.shape
+    if r + 1 < H and q + 1 < W:                     # every tile but the last ones
+        plane[r, q], plane[r, q + 1] = t[0] + bias, t[1] + bias
+        plane[r + 1, q], plane[r + 1, q + 1] = t[2] + bias, t[3] + bias
+    else:
+        plane[r, q] = t[0] + bias
+        if q + 1 < W:
+            plane[r, q + 1] = t[1] + bias
+        if r + 1 < H:
+            plane[r + 1, q] = t[2] + bias
+
+
+@numba.njit(cache=True)
+def winograd_output_2d(M, b, y):  # pragma: no cover (compiled)
+    """``y (N, O, H, W)``: ``A^T m A + b[o]`` of every tile ``m = M[:, o, p]``."""
+    N, O, H, W = y.shape
+    nh, nw = (H + 1) // 2, (W + 1) // 2
+    for n in range(N):
+        for o in range(O):
+            plane = y[n, o]
+            for i in range(nh):
+                for k in range(nw):
+                    p = (n * nh + i) * nw + k
+                    _write_tile(plane, 2 * i, 2 * k, _output_tile(M, 0, o, p), b[o])
+
+
+@numba.njit(cache=True)
+def winograd_output_3d(M, b, y):  # pragma: no cover (compiled)
+    """``y (N, O, D, H, W)`` from ``M (64, O, P)``: each of the tile's four planes as in 2D,
+    then ``A^T`` along d."""
+    N, O, D, H, W = y.shape
+    nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
+    for n in range(N):
+        for o in range(O):
+            for i in range(nd):
+                lower, upper = y[n, o, 2 * i], y[n, o, min(2 * i + 1, D - 1)]
+                for j in range(nh):
+                    for k in range(nw):
+                        p = ((n * nd + i) * nh + j) * nw + k
+                        o0, o1 = _output_tile(M, 0, o, p), _output_tile(M, 16, o, p)
+                        o2, o3 = _output_tile(M, 32, o, p), _output_tile(M, 48, o, p)
+                        a0, b0 = _at(o0[0], o1[0], o2[0], o3[0])
+                        a1, b1 = _at(o0[1], o1[1], o2[1], o3[1])
+                        a2, b2 = _at(o0[2], o1[2], o2[2], o3[2])
+                        a3, b3 = _at(o0[3], o1[3], o2[3], o3[3])
+                        _write_tile(lower, 2 * j, 2 * k, (a0, a1, a2, a3), b[o])
+                        if 2 * i + 1 < D:
+                            _write_tile(upper, 2 * j, 2 * k, (b0, b1, b2, b3), b[o])
+
+
+@numba.njit(cache=True)
+def winograd_output_adjoint_2d(dy, dM):  # pragma: no cover (compiled)
+    """``dM (16, O, P)``: ``A g A^T`` of every 2x2 tile ``g`` of ``dy (N, O, H, W)``; the
+    adjoint of :func:`winograd_output_2d`."""
+    N, O, H, W = dy.shape
+    nh, nw = (H + 1) // 2, (W + 1) // 2
+    for n in range(N):
+        for o in range(O):
+            plane = dy[n, o]
+            for i in range(nh):
+                for k in range(nw):
+                    _store16(dM, 0, o, (n * nh + i) * nw + k,
+                             _output_adjoint_tile(plane, 2 * i, 2 * k))
+
+
+@numba.njit(cache=True)
+def winograd_output_adjoint_3d(dy, dM):  # pragma: no cover (compiled)
+    """``dM (64, O, P)`` from ``dy (N, O, D, H, W)``: the adjoint of :func:`winograd_output_3d`
+    (each plane as in 2D, then ``A`` along d: ``(g0, g0 + g1, g0 - g1, -g1)``)."""
+    N, O, D, H, W = dy.shape
+    nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
+    zero = dM.dtype.type(0)
+    for n in range(N):
+        for o in range(O):
+            for i in range(nd):
+                lower, upper = dy[n, o, 2 * i], dy[n, o, min(2 * i + 1, D - 1)]
+                for j in range(nh):
+                    for k in range(nw):
+                        p = ((n * nd + i) * nh + j) * nw + k
+                        t0 = _output_adjoint_tile(lower, 2 * j, 2 * k)
+                        # a last tile sticking out along d: its second plane is zeros
+                        t1 = _output_adjoint_tile(upper, 2 * j, 2 * k) if 2 * i + 1 < D else \
+                            _zeros16(zero)
+                        minus = _zeros16(zero)
+                        # A along d is B^T-shaped arithmetic: (g0, g0+g1, g0-g1, -g1)
+                        s0, s1, s2, s3 = _along_d16(_a_as4, t0, t1, minus, minus)
+                        _store16(dM, 0, o, p, s0)
+                        _store16(dM, 16, o, p, s1)
+                        _store16(dM, 32, o, p, s2)
+                        _store16(dM, 48, o, p, s3)
+
+
+@numba.njit(cache=True, inline="always")
+def _a_as4(g0, g1, unused0, unused1):  # pragma: no cover (compiled)
+    """``_a`` with the four-argument signature of :func:`_along_d`."""
+    return _a(g0, g1)
+
+
+@numba.njit(cache=True, inline="always")
+def _zeros16(z):  # pragma: no cover (compiled)
+    return (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
+
+
+@numba.njit(cache=True)
+def winograd_input_adjoint_2d(dV, dxp):  # pragma: no cover (compiled)
+    """Add ``B v B^T`` of every ``v = dV[:, c, p]`` onto its tile of the zeroed, padded
+    ``dxp (N, C, 2 nh + 2, 2 nw + 2)``: the adjoint of :func:`winograd_input_2d`.
+    Neighbouring tiles overlap by 2 rows or columns, so the additions accumulate."""
+    N, C, HP, WP = dxp.shape
+    nh, nw = (HP - 2) // 2, (WP - 2) // 2
+    for n in range(N):
+        for c in range(C):
+            plane = dxp[n, c]
+            for i in range(nh):
+                for k in range(nw):
+                    p = (n * nh + i) * nw + k
+                    _add_patch(plane, 2 * i, 2 * k, _input_adjoint_tile(dV, 0, c, p))
+
+
+@numba.njit(cache=True)
+def winograd_input_adjoint_3d(dV, dxp):  # pragma: no cover (compiled)
+    """The adjoint of :func:`winograd_input_3d`: each of the tile's four planes of ``dV``
+    as in 2D, then ``B`` along d."""
+    N, C, DP, HP, WP = dxp.shape
+    nd, nh, nw = (DP - 2) // 2, (HP - 2) // 2, (WP - 2) // 2
+    for n in range(N):
+        for c in range(C):
+            for i in range(nd):
+                x0, x1, x2, x3 = dxp[n, c, 2 * i], dxp[n, c, 2 * i + 1], dxp[n, c, 2 * i + 2], dxp[n, c, 2 * i + 3]
+                for j in range(nh):
+                    for k in range(nw):
+                        p = ((n * nd + i) * nh + j) * nw + k
+                        r, q = 2 * j, 2 * k
+                        q0, q1, q2, q3 = _along_d16(
+                            _b, _input_adjoint_tile(dV, 0, c, p), _input_adjoint_tile(dV, 16, c, p),
+                            _input_adjoint_tile(dV, 32, c, p), _input_adjoint_tile(dV, 48, c, p))
+                        _add_patch(x0, r, q, q0)
+                        _add_patch(x1, r, q, q1)
+                        _add_patch(x2, r, q, q2)
+                        _add_patch(x3, r, q, q3)

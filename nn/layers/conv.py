@@ -10,6 +10,7 @@ import math
 import numbers
 
 from .. import backends
+from ..backends import winograd
 from ..backends.im2col import batch_chunks, output_shape
 from ..errors import ConfigError
 from . import init as initializers
@@ -155,15 +156,36 @@ class ConvND(WeightedWindow, abstract=True):
     ``nn.backends.current().workspace_bytes`` is processed in chunks of examples
     (:meth:`_columns`); the columns are then recomputed in backward rather than kept, so
     memory stays near the size of the activations.
+
+    Speed: on the CPU, 2D and 3D layers with a 3x3 kernel and stride 1 (and at least
+    :attr:`winograd_min_channels` input channels) compute the same convolution with
+    Winograd's F(2, 3) instead, which needs 2.25 (2D) to 3.4 (3D) times fewer
+    multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd` for when.
     """
+
+    #: Winograd's F(2, 3) replaces im2col from this many input channels on (when it applies,
+    #: :meth:`_winograd`). Below, its ``T`` matrix products ``(O, C) @ (C, P)`` are too thin
+    #: for BLAS to run fast: VGG-ish 3 -> 32 took 10.2 + 13.7 ms against im2col's 14.9 +
+    #: 5.7 (forward + weight gradient); 8 -> 16, 1.9 + 3.3 against 1.8 + 3.8; 16 -> 32,
+    #: 4.9 + 7.9 against 5.5 + 9.8; 32 -> 64, 12.0 + 18.0 against 14.2 + 31.0 (2-core VM).
+    winograd_min_channels = 16
 
     def forward(self, x, train=False):
         B = backends.current()
         spatial = spatial_shape(self, x.shape, self.in_channels, self.ndim)
         out = output_shape(spatial, *self._geometry(), owner=repr(self))
         self.x = x = B.cast(x)
-        self.W2 = self.weight("W").reshape(self.out_channels, -1)   # (O, C*K)
         b = self.weight("b") if self.bias else None
+        kernels = self._winograd(x, out)
+        if kernels is not None:           # same result, fewer multiplications (see the class)
+            spare = self.__dict__.get("tiles"), self.__dict__.get("scratch")
+            y, self.tiles, self.scratch = winograd.forward(kernels, x, self.weight("W"), b,
+                                                           self.padding, *spare)
+            self.cols = self.chunks = None
+            self.y_shape = y.shape
+            return y
+        self.tiles = self.scratch = None
+        self.W2 = self.weight("W").reshape(self.out_channels, -1)   # (O, C*K)
         y = B.xp.empty((x.shape[0], self.out_channels, *out), dtype=B.dtype)
         for chunk, X in self._columns(x, out):                        # X: (C*K, n*L)
             to_batch_first(B.matmul(self.W2, X), b, out=y[chunk])     # y = W @ X + b
@@ -173,6 +195,8 @@ class ConvND(WeightedWindow, abstract=True):
     def backward(self, dy, input_grad: bool = True):
         B = backends.current()
         self._check_dy(dy, self.y_shape)
+        if self.tiles is not None:
+            return self._winograd_backward(dy, input_grad)
         xp = B.xp
         dW = None
         dx = xp.empty(self.x.shape, dtype=B.dtype) if input_grad else None
@@ -191,6 +215,38 @@ class ConvND(WeightedWindow, abstract=True):
                                      *self._geometry())                          # col2im(W.T @ dY)
         if self.trainable:
             self.set_grad("W", dW.reshape(self.params["W"].shape))
+            if self.bias:
+                self.set_grad("b", self._bias_grad(dy))
+        return dx
+
+    def _winograd(self, x, out):
+        """The numba kernels when this forward runs Winograd's F(2, 3), else None (im2col).
+
+        It runs for 2D and 3D kernels of 3 on every axis with stride 1 and dilation 1, from
+        :attr:`winograd_min_channels` input channels on, on the CPU with numba, in float32
+        or float64 (not float16: ``"mixed"`` keeps im2col's rounding), and when its arrays
+        (``(C + O) * P`` values for each of the ``T`` positions) fit in the workspace.
+        """
+        B = backends.current()
+        kernels = B.numba_kernels()
+        if (kernels is None or self.ndim not in (2, 3) or x.dtype not in kernels.DTYPES
+                or self.in_channels < self.winograd_min_channels
+                or any(k != 3 for k in self.kernel_size) or any(s != 1 for s in self.stride)
+                or any(d != 1 for d in self.dilation)):
+            return None
+        T, P = 4 ** self.ndim, x.shape[0] * math.prod(winograd.tiles(out))
+        if T * (self.in_channels + self.out_channels) * P * x.dtype.itemsize > B.workspace_bytes:
+            return None
+        return kernels
+
+    def _winograd_backward(self, dy, input_grad):
+        """Backward of the Winograd forward: every transform transposed (:mod:`nn.backends.winograd`)."""
+        B = backends.current()
+        dW, dx = winograd.backward(B.numba_kernels(), dy, self.tiles, self.scratch,
+                                   self.weight("W"), self.x.shape, self.padding, input_grad,
+                                   weight_grad=self.trainable)
+        if self.trainable:
+            self.set_grad("W", dW)
             if self.bias:
                 self.set_grad("b", self._bias_grad(dy))
         return dx

@@ -1,0 +1,294 @@
+"""Winograd's F(2, 3) (nn/backends/winograd.py), the CPU's path for 3x3 stride-1 convolutions.
+
+Its results are compared with im2col's (the reference path of the same layer, forced by
+raising ``winograd_min_channels``) and with the naive loops of ``nn.layers.reference``;
+its gradients are checked in float64 with a random upstream gradient. The transforms'
+matrices are checked against the definition of the correlation they compute.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nn import backends
+from nn.backends import winograd
+from nn.layers import Conv1D, Conv2D, Conv3D
+from nn.layers.conv import ConvND
+from nn.layers.reference import reference_conv
+
+from helpers import assert_passes
+
+CONV = {2: Conv2D, 3: Conv3D}
+IM2COL_ONLY = 10**9       # winograd_min_channels that no layer reaches: im2col runs
+
+
+@pytest.fixture
+def numba_kernels():
+    kernels = backends.current().numba_kernels()
+    if kernels is None:
+        pytest.skip("numba is not installed")
+    return kernels
+
+
+@pytest.fixture
+def winograd_everywhere(monkeypatch):
+    """Every 3x3 stride-1 convolution runs Winograd, whatever its number of channels."""
+    monkeypatch.setattr(ConvND, "winograd_min_channels", 1)
+
+
+def with_im2col(monkeypatch, f):
+    """``f()`` with im2col forced, then Winograd restored as it was."""
+    kept = ConvND.winograd_min_channels
+    monkeypatch.setattr(ConvND, "winograd_min_channels", IM2COL_ONLY)
+    try:
+        return f()
+    finally:
+        monkeypatch.setattr(ConvND, "winograd_min_channels", kept)
+
+
+def step(layer, x, dy, input_grad=True):
+    """``(y, dx, grads)`` of one forward and backward, as NumPy arrays."""
+    y = layer.forward(x, train=True)
+    dx = layer.backward(dy, input_grad=input_grad)
+    return y, dx, {k: v.copy() for k, v in layer.grads.items()}
+
+
+# -- the maths of F(2, 3) -------------------------------------------------------------------------
+def test_one_axis_identity_gives_the_correlation():
+    """``A^T [(G g) * (B^T d)]`` is the 3-tap correlation of a 4-sample tile: 2 outputs."""
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        d, g = rng.standard_normal(4), rng.standard_normal(3)
+        y = winograd.A_T @ ((winograd.G @ g) * (winograd.B_T @ d))
+        np.testing.assert_allclose(y, [d[0:3] @ g, d[1:4] @ g], rtol=1e-13)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_kernel_transform_and_its_adjoint(ndim):
+    """``U = G g G^T`` along every axis, and ``<U, dU> = <W, adjoint(dU)>``."""
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((3, 2) + (3,) * ndim)
+    U = winograd.kernel_transform(W)
+    assert U.shape == (4 ** ndim, 3, 2)
+    g = W[2, 1]
+    expected = np.einsum("ai,bj,ij->ab", winograd.G, winograd.G, g) if ndim == 2 else \
+        np.einsum("ai,bj,ck,ijk->abc", winograd.G, winograd.G, winograd.G, g)
+    np.testing.assert_allclose(U[:, 2, 1], expected.ravel(), rtol=1e-13)
+    dU = rng.standard_normal(U.shape)
+    np.testing.assert_allclose(np.vdot(U, dU),
+                               np.vdot(W, winograd.kernel_transform_adjoint(dU, ndim)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ndim, shape, padding", [
+    (2, (2, 3, 6, 7), (1, 1)), (2, (1, 2, 5, 5), (0, 2)), (3, (2, 2, 4, 5, 3), (1, 0, 1))])
+def test_tile_transforms_match_the_matrices(fp64, numba_kernels, ndim, shape, padding):
+    """The numba kernels compute ``B^T d B`` (input) and ``A^T m A`` (output) tile by tile,
+    as the matrices of the module say, and their adjoints are adjoints."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    out, counts = winograd.tile_grid(shape, padding)
+    xp = winograd.padded_input(x, padding, counts)
+    T, P = 4 ** ndim, shape[0] * int(np.prod(counts))
+    V = winograd.slabs(T, shape[1], P, x.dtype)
+    transform = numba_kernels.winograd_input_2d if ndim == 2 else numba_kernels.winograd_input_3d
+    transform(xp, V)
+    # tile p = (n, i, j[, k]) of channel c: the 4x4[x4] block of xp at 2 * (i, j[, k])
+    n, c, index = shape[0] - 1, shape[1] - 1, tuple(t - 1 for t in counts)
+    p = np.ravel_multi_index((n, *index), (shape[0], *counts))
+    block = xp[(n, c) + tuple(slice(2 * i, 2 * i + 4) for i in index)]
+    mats = [winograd.B_T] * ndim
+    expected = np.einsum("ai,bj,ij->ab", *mats, block) if ndim == 2 else \
+        np.einsum("ai,bj,ck,ijk->abc", *mats, block)
+    np.testing.assert_allclose(V[:, c, p], expected.ravel(), rtol=1e-13, atol=1e-13)
+    # the adjoint of the input transform: <V, dV> = <xp, B dV B^T added up>
+    dV = rng.standard_normal(V.shape)
+    dxp = np.zeros_like(xp)
+    adjoint = (numba_kernels.winograd_input_adjoint_2d if ndim == 2
+               else numba_kernels.winograd_input_adjoint_3d)
+    adjoint(dV, dxp)
+    np.testing.assert_allclose(np.vdot(V, dV), np.vdot(xp, dxp), rtol=1e-12)
+    # output transform and its adjoint: <y, dy> = <M, dM>
+    M = rng.standard_normal((T, 3, P))
+    y = np.empty((shape[0], 3, *out))
+    (numba_kernels.winograd_output_2d if ndim == 2 else numba_kernels.winograd_output_3d)(
+        M, np.zeros(3), y)
+    m = M[:, 2, p].reshape((4,) * ndim)
+    mats = [winograd.A_T] * ndim
+    full = np.einsum("ai,bj,ij->ab", *mats, m) if ndim == 2 else \
+        np.einsum("ai,bj,ck,ijk->abc", *mats, m)
+    corner = tuple(slice(2 * i, 2 * i + 2) for i in index)
+    got = y[(n, 2) + corner]
+    np.testing.assert_allclose(got, full[tuple(slice(0, s) for s in got.shape)], rtol=1e-13)
+    dy = rng.standard_normal(y.shape)
+    dM = np.empty_like(M)
+    (numba_kernels.winograd_output_adjoint_2d if ndim == 2
+     else numba_kernels.winograd_output_adjoint_3d)(dy, dM)
+    np.testing.assert_allclose(np.vdot(y, dy), np.vdot(M, dM), rtol=1e-12)
+
+
+def test_slabs_are_contiguous_matrices_off_the_4k_grid():
+    """Each of the T matrices is contiguous; they do not start a multiple of 4 KiB apart."""
+    V = winograd.slabs(16, 32, 1024, np.float32)          # back to back: 128 KiB apart
+    assert V.shape == (16, 32, 1024) and all(V[t].flags.c_contiguous for t in range(16))
+    assert V.strides[0] % 4096 != 0
+    assert winograd.slabs(16, 32, 1024, np.float32, spare=V) is V
+    assert winograd.slabs(16, 32, 1024, np.float64, spare=V) is not V
+
+
+# -- the layers: Winograd against im2col and the naive loops ---------------------------------------
+# id -> (ndim, in_channels, out_channels, input shape, padding, bias)
+CASES = {
+    "2d-p1-odd": (2, 3, 4, (2, 3, 7, 9), 1, True),
+    "2d-p0-batch1": (2, 2, 3, (1, 2, 6, 5), 0, True),
+    "2d-p2x0-nobias": (2, 2, 5, (3, 2, 5, 8), (2, 0), False),
+    "2d-3x3-out1": (2, 1, 2, (2, 1, 3, 3), 0, True),
+    "3d-p1-odd": (3, 2, 3, (2, 2, 5, 4, 3), 1, True),
+    "3d-p0x1x2": (3, 1, 2, (1, 1, 4, 3, 5), (0, 1, 2), True),
+}
+each_case = pytest.mark.parametrize("ndim, c_in, c_out, shape, padding, bias", CASES.values(),
+                                    ids=CASES.keys())
+
+
+def make(ndim, c_in, c_out, padding, bias, rng):
+    layer = CONV[ndim](c_in, c_out, 3, padding=padding, bias=bias)
+    if bias:
+        layer.params["b"] = backends.current().param(rng.standard_normal(c_out))
+    return layer
+
+
+@each_case
+def test_forward_matches_the_naive_loops_and_im2col(fp64, numba_kernels, winograd_everywhere,
+                                                    monkeypatch, ndim, c_in, c_out, shape,
+                                                    padding, bias):
+    rng = np.random.default_rng(3)
+    layer = make(ndim, c_in, c_out, padding, bias, rng)
+    x = rng.standard_normal(shape)
+    y = layer.forward(x, train=True)
+    assert layer.tiles is not None                     # it did run Winograd
+    pad = (padding,) * ndim if isinstance(padding, int) else padding
+    W = layer.params["W"]
+    b = layer.params["b"] if bias else None
+    expected = reference_conv(x, W, b, (1,) * ndim, pad, (1,) * ndim)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    y_im2col = with_im2col(monkeypatch, lambda: layer.forward(x, train=True))
+    np.testing.assert_allclose(y, y_im2col, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
+@each_case
+def test_backward_matches_im2col(fp64, numba_kernels, winograd_everywhere, monkeypatch, ndim,
+                                 c_in, c_out, shape, padding, bias):
+    rng = np.random.default_rng(4)
+    layer = make(ndim, c_in, c_out, padding, bias, rng)
+    x = rng.standard_normal(shape)
+    dy = rng.standard_normal((shape[0], *layer.output_shape(shape[1:])))
+    y, dx, grads = step(layer, x, dy)
+    y2, dx2, grads2 = with_im2col(monkeypatch, lambda: step(layer, x, dy))
+    assert layer.tiles is None and layer.cols is not None  # the second step ran im2col
+    layer.forward(x, train=True)                           # Winograd again: im2col's columns
+    assert layer.tiles is not None and layer.cols is None  # are let go
+    np.testing.assert_allclose(dx, dx2, rtol=1e-11, atol=1e-12 * np.abs(dx2).max())
+    assert set(grads) == set(grads2) == ({"W", "b"} if bias else {"W"})
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads2[name], rtol=1e-11,
+                                   atol=1e-12 * np.abs(grads2[name]).max())
+
+
+@each_case
+def test_gradient(fp64, numba_kernels, winograd_everywhere, ndim, c_in, c_out, shape, padding,
+                  bias):
+    """A convolution is linear in ``x`` and in ``W``: central differences are exact at any
+    step, and a step of 1e-3 (not 1e-5) keeps the forward's rounding, larger than im2col's
+    (the transforms add terms before multiplying), out of the numerical gradient."""
+    layer = CONV[ndim](c_in, c_out, 3, padding=padding, bias=bias)
+    errors = assert_passes(layer, shape, seed=ndim, eps=1e-3)
+    assert layer.tiles is not None
+    assert ("b" in errors) == bias
+
+
+def test_without_input_grad_and_frozen(fp64, numba_kernels, winograd_everywhere):
+    """``input_grad=False`` returns None with the same weight gradients; a frozen layer still
+    returns ``dx`` and computes no gradient."""
+    rng = np.random.default_rng(5)
+    layer = make(2, 3, 4, 1, True, rng)
+    x, dy = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((2, 4, 6, 6))
+    _, dx, grads = step(layer, x, dy)
+    _, none, grads2 = step(layer, x, dy, input_grad=False)
+    assert none is None
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], grads2[name])
+    layer.trainable = False
+    layer.grads = {}
+    _, dx3, grads3 = step(layer, x, dy)
+    np.testing.assert_array_equal(dx3, dx)
+    assert grads3 == {}
+
+
+def test_float32_is_close_to_float64(fp32, numba_kernels, winograd_everywhere):
+    """The transforms add before multiplying: float32 stays within a few units of the last
+    place of the largest terms (VGG-ish sizes: 32 channels, values of order 1)."""
+    rng = np.random.default_rng(6)
+    x, layer = rng.standard_normal((2, 32, 12, 12)), Conv2D(32, 16, 3, padding=1)
+    dy = rng.standard_normal((2, 16, 12, 12))
+    y, dx, grads = step(layer, backends.current().asarray(x), backends.current().asarray(dy))
+    assert y.dtype == dx.dtype == grads["W"].dtype == np.float32 and layer.tiles is not None
+    W, b = (layer.params[k].astype(np.float64) for k in ("W", "b"))
+    expected = reference_conv(x, W, b, (1, 1), (1, 1), (1, 1))
+    scale = np.abs(x).max() * np.abs(W).sum(axis=(1, 2, 3)).max()   # the largest |sum of terms|
+    assert np.abs(y - expected).max() < 64 * np.finfo(np.float32).eps * scale
+
+
+# -- when it runs ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("make_layer, x_shape, runs", [
+    (lambda: Conv2D(16, 8, 3, padding=1), (2, 16, 8, 8), True),
+    (lambda: Conv3D(16, 4, 3), (1, 16, 4, 4, 4), True),
+    (lambda: Conv2D(15, 8, 3, padding=1), (2, 15, 8, 8), False),        # too few channels
+    (lambda: Conv2D(16, 8, 3, stride=2), (2, 16, 8, 8), False),
+    (lambda: Conv2D(16, 8, 3, dilation=2), (2, 16, 8, 8), False),
+    (lambda: Conv2D(16, 8, (3, 5)), (2, 16, 8, 8), False),
+    (lambda: Conv2D(16, 8, 5), (2, 16, 8, 8), False),
+    (lambda: Conv1D(16, 8, 3), (2, 16, 8), False),                     # 1D: im2col
+])
+def test_which_layers_run_winograd(fp32, numba_kernels, make_layer, x_shape, runs):
+    layer = make_layer()
+    layer.forward(np.ones(x_shape, np.float32))
+    assert (layer.tiles is not None) == runs
+
+
+def test_im2col_runs_without_numba_under_mixed_and_past_the_workspace(numba_kernels):
+    x = np.ones((2, 16, 8, 8), np.float32)
+    with backends.using("numpy", "fp32", numba=False):
+        layer = Conv2D(16, 8, 3, padding=1)
+        layer.forward(x)
+        assert layer.tiles is None
+    with backends.using("numpy", "mixed"):
+        layer = Conv2D(16, 8, 3, padding=1)
+        layer.forward(x)
+        assert layer.tiles is None
+    # T (C + O) P values: 16 * 24 * 2 * 16 * 4 bytes, one byte short
+    with backends.using("numpy", "fp32", workspace_bytes=16 * 24 * 32 * 4 - 1):
+        layer = Conv2D(16, 8, 3, padding=1)
+        layer.forward(x)
+        assert layer.tiles is None
+    with backends.using("numpy", "fp32", workspace_bytes=16 * 24 * 32 * 4):
+        layer.forward(x)
+        assert layer.tiles is not None
+
+
+def test_the_next_step_reuses_the_arrays_and_computes_the_same(fp64, numba_kernels,
+                                                                winograd_everywhere):
+    rng = np.random.default_rng(7)
+    layer, fresh = make(2, 3, 4, 1, True, rng), Conv2D(3, 4, 3, padding=1)
+    fresh.params = {k: v.copy() for k, v in layer.params.items()}
+    shape = (2, 3, 7, 6)
+    step(layer, rng.standard_normal(shape), rng.standard_normal((2, 4, 7, 6)))
+    kept = layer.tiles, layer.scratch
+    x, dy = rng.standard_normal(shape), rng.standard_normal((2, 4, 7, 6))
+    results, expected = step(layer, x, dy), step(fresh, x, dy)
+    assert layer.tiles is kept[0] and layer.scratch is kept[1]
+    for got, want in zip(results[:2], expected[:2]):
+        np.testing.assert_array_equal(got, want)
+    for name in expected[2]:
+        np.testing.assert_array_equal(results[2][name], expected[2][name])
+    layer.forward(rng.standard_normal((3, *shape[1:])))              # a new batch size
+    assert layer.tiles is not kept[0] and layer.tiles.shape[2] == 3 * kept[0].shape[2] // 2
