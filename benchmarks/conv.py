@@ -24,10 +24,12 @@ It then prints where nn's time goes, layer by layer (forward and backward), for 
 training-step workload.
 
     python benchmarks/conv.py [--steps 30] [--repeat 5] [--only NAME ...] [--no-memory]
-                              [--no-profile] [--no-numba]
+                              [--no-profile] [--no-numba] [--no-winograd]
 
 ``--no-numba`` runs col2im, max-pooling, the normalisation layers, the rectifier and the
-float16 conversions as NumPy array code instead of numba kernels, to see what they bring.
+float16 conversions as NumPy array code instead of numba kernels, to see what they bring
+(and every convolution through im2col: Winograd's tile transforms are numba kernels).
+``--no-winograd`` keeps numba but runs every convolution through im2col.
 
 The benchmark prints the BLAS library and the kernel it runs (threadpoolctl, when installed)
 and both frameworks' thread counts. Where ``OPENBLAS_CORETYPE`` is set (it forces older BLAS
@@ -49,6 +51,7 @@ import nn
 from nn.layers import (BatchNorm, Conv1D, Conv2D, Conv3D, ConvTranspose2D, Dense, Dropout,
                        Flatten, GlobalAvgPool, GroupNorm, LeakyReLU, MaxPool1D, MaxPool2D,
                        MaxPool3D, ReLU, Unflatten)
+from nn.layers.conv import ConvND
 from nn.losses import MSE, SoftmaxCrossEntropy
 from nn.optim import SGD
 from nn.training import Trainer
@@ -342,8 +345,11 @@ def print_profile(args):
         print(f"\nnn per-layer profile, {name} (median ms per step)")
         print(f"{'layer':<48}{'forward':>9}{'backward':>10}")
         for layer, f, b in zip(net.layers, fwd, bwd):
-            print(f"{repr(layer):<48}{f:9.3f}{b:10.3f}")
+            # which algorithm the convolution ran: Winograd's F(2, 3) or im2col
+            label = repr(layer) + (" W" if getattr(layer, "winograd_saved", None) else "")
+            print(f"{label:<48}{f:9.3f}{b:10.3f}")
         print(f"{'total':<48}{fwd.sum():9.3f}{bwd.sum():10.3f}")
+        print("(W: Winograd's F(2, 3), nn/backends/winograd.py; other convolutions: im2col)")
 
 
 # -- peak memory --------------------------------------------------------------------------------
@@ -424,13 +430,14 @@ MEMORY_TESTS = [  # workload, title
 ]
 
 
-def compare_memory(torch):
+def compare_memory(torch, args):
     for workload, title in MEMORY_TESTS:
         print(f"\npeak memory (float32) of {title}")
         results = {}
         for framework in ["nn"] + (["torch"] if torch is not None else []):
-            out = subprocess.run([sys.executable, __file__, "--memory-child", framework, workload],
-                                 capture_output=True, text=True, check=True)
+            flags = ["--no-numba"] * args.no_numba + ["--no-winograd"] * args.no_winograd
+            out = subprocess.run([sys.executable, __file__, "--memory-child", framework, workload,
+                                  *flags], capture_output=True, text=True, check=True)
             results[framework] = json.loads(out.stdout.splitlines()[-1])["peak"]
             print(f"  {framework:<6}{results[framework] / 2**20:8.0f} MiB")
         if "torch" in results:
@@ -490,6 +497,8 @@ def main(argv=None):
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-numba", action="store_true",
                         help="NumPy strided slices instead of the numba kernels")
+    parser.add_argument("--no-winograd", action="store_true",
+                        help="every convolution through im2col (no Winograd F(2, 3))")
     parser.add_argument("--only", nargs="*", default=[],
                         help="run only the workloads whose name contains one of these words")
     parser.add_argument("--keep-coretype", action="store_true",
@@ -499,6 +508,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     global NUMBA
     NUMBA = not args.no_numba
+    if args.no_winograd:
+        ConvND.winograd_min_channels = 2**62
     if args.memory_child:
         print(json.dumps(memory_child(*args.memory_child)))
         return
@@ -509,7 +520,7 @@ def main(argv=None):
     compare_inference(args, torch)
     compare_precisions(args)
     if not args.no_memory:
-        compare_memory(torch)
+        compare_memory(torch, args)
     if not args.no_profile:
         print_profile(args)
 

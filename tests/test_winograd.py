@@ -34,6 +34,7 @@ def numba_kernels():
 def winograd_everywhere(monkeypatch):
     """Every 3x3 stride-1 convolution runs Winograd, whatever its number of channels."""
     monkeypatch.setattr(ConvND, "winograd_min_channels", 1)
+    monkeypatch.setattr(ConvND, "winograd_min_size", 1)
 
 
 def with_im2col(monkeypatch, f):
@@ -164,7 +165,7 @@ def test_forward_matches_the_naive_loops_and_im2col(fp64, numba_kernels, winogra
     layer = make(ndim, c_in, c_out, padding, bias, rng)
     x = rng.standard_normal(shape)
     y = layer.forward(x, train=True)
-    assert layer.tiles is not None                     # it did run Winograd
+    assert layer.winograd_saved is not None                     # it did run Winograd
     pad = (padding,) * ndim if isinstance(padding, int) else padding
     W = layer.params["W"]
     b = layer.params["b"] if bias else None
@@ -184,9 +185,9 @@ def test_backward_matches_im2col(fp64, numba_kernels, winograd_everywhere, monke
     dy = rng.standard_normal((shape[0], *layer.output_shape(shape[1:])))
     y, dx, grads = step(layer, x, dy)
     y2, dx2, grads2 = with_im2col(monkeypatch, lambda: step(layer, x, dy))
-    assert layer.tiles is None and layer.cols is not None  # the second step ran im2col
+    assert layer.winograd_saved is None and layer.cols is not None  # the second step ran im2col
     layer.forward(x, train=True)                           # Winograd again: im2col's columns
-    assert layer.tiles is not None and layer.cols is None  # are let go
+    assert layer.winograd_saved is not None and layer.cols is None  # are let go
     np.testing.assert_allclose(dx, dx2, rtol=1e-11, atol=1e-12 * np.abs(dx2).max())
     assert set(grads) == set(grads2) == ({"W", "b"} if bias else {"W"})
     for name in grads:
@@ -202,7 +203,7 @@ def test_gradient(fp64, numba_kernels, winograd_everywhere, ndim, c_in, c_out, s
     (the transforms add terms before multiplying), out of the numerical gradient."""
     layer = CONV[ndim](c_in, c_out, 3, padding=padding, bias=bias)
     errors = assert_passes(layer, shape, seed=ndim, eps=1e-3)
-    assert layer.tiles is not None
+    assert layer.winograd_saved is not None
     assert ("b" in errors) == bias
 
 
@@ -231,7 +232,7 @@ def test_float32_is_close_to_float64(fp32, numba_kernels, winograd_everywhere):
     x, layer = rng.standard_normal((2, 32, 12, 12)), Conv2D(32, 16, 3, padding=1)
     dy = rng.standard_normal((2, 16, 12, 12))
     y, dx, grads = step(layer, backends.current().asarray(x), backends.current().asarray(dy))
-    assert y.dtype == dx.dtype == grads["W"].dtype == np.float32 and layer.tiles is not None
+    assert y.dtype == dx.dtype == grads["W"].dtype == np.float32 and layer.winograd_saved is not None
     W, b = (layer.params[k].astype(np.float64) for k in ("W", "b"))
     expected = reference_conv(x, W, b, (1, 1), (1, 1), (1, 1))
     scale = np.abs(x).max() * np.abs(W).sum(axis=(1, 2, 3)).max()   # the largest |sum of terms|
@@ -241,8 +242,11 @@ def test_float32_is_close_to_float64(fp32, numba_kernels, winograd_everywhere):
 # -- when it runs ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("make_layer, x_shape, runs", [
     (lambda: Conv2D(16, 8, 3, padding=1), (2, 16, 8, 8), True),
-    (lambda: Conv3D(16, 4, 3), (1, 16, 4, 4, 4), True),
-    (lambda: Conv2D(15, 8, 3, padding=1), (2, 15, 8, 8), False),        # too few channels
+    (lambda: Conv3D(16, 4, 3), (1, 16, 10, 10, 10), True),
+    (lambda: Conv2D(8, 8, 3, padding=1), (2, 8, 8, 8), True),
+    (lambda: Conv2D(7, 8, 3, padding=1), (2, 7, 8, 8), False),          # too few channels
+    (lambda: Conv2D(16, 8, 3), (2, 16, 9, 10), False),                  # 7 x 8 outputs: too few
+    (lambda: Conv2D(16, 8, 3), (2, 16, 10, 11), True),                  # 8 x 9
     (lambda: Conv2D(16, 8, 3, stride=2), (2, 16, 8, 8), False),
     (lambda: Conv2D(16, 8, 3, dilation=2), (2, 16, 8, 8), False),
     (lambda: Conv2D(16, 8, (3, 5)), (2, 16, 8, 8), False),
@@ -252,7 +256,7 @@ def test_float32_is_close_to_float64(fp32, numba_kernels, winograd_everywhere):
 def test_which_layers_run_winograd(fp32, numba_kernels, make_layer, x_shape, runs):
     layer = make_layer()
     layer.forward(np.ones(x_shape, np.float32))
-    assert (layer.tiles is not None) == runs
+    assert (layer.winograd_saved is not None) == runs
 
 
 def test_im2col_runs_without_numba_under_mixed_and_past_the_workspace(numba_kernels):
@@ -260,19 +264,19 @@ def test_im2col_runs_without_numba_under_mixed_and_past_the_workspace(numba_kern
     with backends.using("numpy", "fp32", numba=False):
         layer = Conv2D(16, 8, 3, padding=1)
         layer.forward(x)
-        assert layer.tiles is None
+        assert layer.winograd_saved is None
     with backends.using("numpy", "mixed"):
         layer = Conv2D(16, 8, 3, padding=1)
         layer.forward(x)
-        assert layer.tiles is None
+        assert layer.winograd_saved is None
     # T (C + O) P values: 16 * 24 * 2 * 16 * 4 bytes, one byte short
     with backends.using("numpy", "fp32", workspace_bytes=16 * 24 * 32 * 4 - 1):
         layer = Conv2D(16, 8, 3, padding=1)
         layer.forward(x)
-        assert layer.tiles is None
+        assert layer.winograd_saved is None
     with backends.using("numpy", "fp32", workspace_bytes=16 * 24 * 32 * 4):
         layer.forward(x)
-        assert layer.tiles is not None
+        assert layer.winograd_saved is not None
 
 
 def test_the_next_step_reuses_the_arrays_and_computes_the_same(fp64, numba_kernels,
@@ -282,13 +286,14 @@ def test_the_next_step_reuses_the_arrays_and_computes_the_same(fp64, numba_kerne
     fresh.params = {k: v.copy() for k, v in layer.params.items()}
     shape = (2, 3, 7, 6)
     step(layer, rng.standard_normal(shape), rng.standard_normal((2, 4, 7, 6)))
-    kept = layer.tiles, layer.scratch
+    kept = layer.winograd_saved
     x, dy = rng.standard_normal(shape), rng.standard_normal((2, 4, 7, 6))
     results, expected = step(layer, x, dy), step(fresh, x, dy)
-    assert layer.tiles is kept[0] and layer.scratch is kept[1]
+    assert all(a is b for a, b in zip(layer.winograd_saved[:2], kept[:2]))   # V and M
     for got, want in zip(results[:2], expected[:2]):
         np.testing.assert_array_equal(got, want)
     for name in expected[2]:
         np.testing.assert_array_equal(results[2][name], expected[2][name])
     layer.forward(rng.standard_normal((3, *shape[1:])))              # a new batch size
-    assert layer.tiles is not kept[0] and layer.tiles.shape[2] == 3 * kept[0].shape[2] // 2
+    V = layer.winograd_saved[0]
+    assert V is not kept[0] and V.shape[2] == 3 * kept[0].shape[2] // 2

@@ -122,34 +122,37 @@ def slabs(T: int, rows: int, cols: int, dtype, spare=None):
         buffer, (T, rows, cols), (step * buffer.itemsize, cols * buffer.itemsize, buffer.itemsize))
 
 
-def forward(kernels, x, W, b, padding, spare_V=None, spare_M=None):
-    """``(y, V, M)``: the convolution of ``x (N, C, *S)`` (2D or 3D) by ``W (O, C, 3, ...)``
-    plus ``b`` (stride 1); the transformed input tiles ``V`` that :func:`backward` needs;
-    and the ``(T, O, P)`` scratch array ``M`` (backward reuses it).
+def forward(kernels, x, W, b, padding, spare=None):
+    """``(y, saved)``: the convolution of ``x (N, C, *S)`` (2D or 3D) by ``W (O, C, 3, ...)``
+    plus ``b`` (stride 1), and what :func:`backward` needs: ``(V, M, U)``, the transformed
+    input tiles, the ``(T, O, P)`` products (backward writes over them) and the
+    transformed kernels.
 
-    ``spare_V`` and ``spare_M``: the previous step's, written over when they fit (a fresh
-    array of tens of MiB costs page faults as long as the transform itself).
+    ``spare``: the previous step's ``saved``; its arrays are written over when they fit (a
+    fresh array of tens of MiB costs page faults as long as the transform itself).
     """
     ndim = x.ndim - 2
     N, C, O = x.shape[0], x.shape[1], W.shape[0]
     out, counts = tile_grid(x.shape, padding)
     T, P = 4 ** ndim, N * int(np.prod(counts))
-    V = slabs(T, C, P, x.dtype, spare_V)
-    M = slabs(T, O, P, x.dtype, spare_M)
+    V = slabs(T, C, P, x.dtype, spare[0] if spare else None)
+    M = slabs(T, O, P, x.dtype, spare[1] if spare else None)
     transform_input, transform_output = ((kernels.winograd_input_2d, kernels.winograd_output_2d)
                                          if ndim == 2 else
                                          (kernels.winograd_input_3d, kernels.winograd_output_3d))
     transform_input(padded_input(x, padding, counts), V)
-    np.matmul(kernel_transform(W), V, out=M)                   # T products (O, C) @ (C, P)
+    U = kernel_transform(W)
+    np.matmul(U, V, out=M)                                      # T products (O, C) @ (C, P)
     y = np.empty((N, O, *out), dtype=x.dtype)
     transform_output(M, b if b is not None else np.zeros(O, dtype=x.dtype), y)
-    return y, V, M
+    return y, (V, M, U)
 
 
-def backward(kernels, dy, V, M, W, x_shape, padding, input_grad=True, weight_grad=True):
+def backward(kernels, dy, saved, x_shape, padding, input_grad=True, weight_grad=True):
     """``(dW, dx)`` of :func:`forward` from the upstream gradient ``dy`` (``dx`` is None
-    unless ``input_grad``, ``dW`` None unless ``weight_grad``). ``V`` and ``M`` are
-    forward's; both are written over."""
+    unless ``input_grad``, ``dW`` None unless ``weight_grad``). ``saved`` is forward's; its
+    arrays are written over."""
+    V, M, U = saved
     ndim = dy.ndim - 2
     N, C = x_shape[:2]
     _, counts = tile_grid(x_shape, padding)
@@ -157,7 +160,7 @@ def backward(kernels, dy, V, M, W, x_shape, padding, input_grad=True, weight_gra
                                       kernels.winograd_input_adjoint_2d) if ndim == 2 else
                                      (kernels.winograd_output_adjoint_3d,
                                       kernels.winograd_input_adjoint_3d))
-    dM = M                                                      # forward's scratch, reused
+    dM = M                                                      # forward's products, reused
     adjoint_output(np.ascontiguousarray(dy), dM)
     dW = None
     if weight_grad:
@@ -165,7 +168,7 @@ def backward(kernels, dy, V, M, W, x_shape, padding, input_grad=True, weight_gra
         dW = kernel_transform_adjoint(dU, ndim)
     if not input_grad:
         return dW, None
-    dV = np.matmul(kernel_transform(W).transpose(0, 2, 1), dM, out=V)  # V is not needed now
+    dV = np.matmul(U.transpose(0, 2, 1), dM, out=V)            # V is not needed any more
     dxp = np.zeros((N, C) + tuple(2 * n + 2 for n in counts), dtype=dy.dtype)
     adjoint_input(dV, dxp)
     inner = tuple(slice(p, p + n) for p, n in zip(padding, x_shape[2:]))

@@ -165,10 +165,15 @@ class ConvND(WeightedWindow, abstract=True):
 
     #: Winograd's F(2, 3) replaces im2col from this many input channels on (when it applies,
     #: :meth:`_winograd`). Below, its ``T`` matrix products ``(O, C) @ (C, P)`` are too thin
-    #: for BLAS to run fast: VGG-ish 3 -> 32 took 10.2 + 13.7 ms against im2col's 14.9 +
-    #: 5.7 (forward + weight gradient); 8 -> 16, 1.9 + 3.3 against 1.8 + 3.8; 16 -> 32,
-    #: 4.9 + 7.9 against 5.5 + 9.8; 32 -> 64, 12.0 + 18.0 against 14.2 + 31.0 (2-core VM).
-    winograd_min_channels = 16
+    #: for BLAS to run fast: the VGG-ish 3 -> 32 layer (first, so no input gradient) took
+    #: 10.2 + 13.7 ms against im2col's 14.9 + 5.7 (forward + weight gradient). From 8 on it
+    #: gains: the 3D step (8 -> 16 on 16^3) 34.4-35.0 -> 30.5-32.2 ms, the VGG-ish 32 -> 64
+    #: layer 14.2 + 31.0 -> 12.0 + 18.0 ms (forward + backward; 2-core VM).
+    winograd_min_channels = 8
+    #: ... and when every output axis has at least this many positions. On small outputs the
+    #: fixed costs (the transforms' passes, tiles half outside an odd output) win: LeNet-like
+    #: 16 -> 48 on 3x3 outputs took 0.47 + 0.58 ms against im2col's 0.33 + 0.36 in the network.
+    winograd_min_size = 8
 
     def forward(self, x, train=False):
         B = backends.current()
@@ -178,13 +183,13 @@ class ConvND(WeightedWindow, abstract=True):
         b = self.weight("b") if self.bias else None
         kernels = self._winograd(x, out)
         if kernels is not None:           # same result, fewer multiplications (see the class)
-            spare = self.__dict__.get("tiles"), self.__dict__.get("scratch")
-            y, self.tiles, self.scratch = winograd.forward(kernels, x, self.weight("W"), b,
-                                                           self.padding, *spare)
+            y, self.winograd_saved = winograd.forward(kernels, x, self.weight("W"), b,
+                                                      self.padding,
+                                                      spare=self.__dict__.get("winograd_saved"))
             self.cols = self.chunks = None
             self.y_shape = y.shape
             return y
-        self.tiles = self.scratch = None
+        self.winograd_saved = None
         self.W2 = self.weight("W").reshape(self.out_channels, -1)   # (O, C*K)
         y = B.xp.empty((x.shape[0], self.out_channels, *out), dtype=B.dtype)
         for chunk, X in self._columns(x, out):                        # X: (C*K, n*L)
@@ -195,7 +200,7 @@ class ConvND(WeightedWindow, abstract=True):
     def backward(self, dy, input_grad: bool = True):
         B = backends.current()
         self._check_dy(dy, self.y_shape)
-        if self.tiles is not None:
+        if self.winograd_saved is not None:
             return self._winograd_backward(dy, input_grad)
         xp = B.xp
         dW = None
@@ -223,7 +228,8 @@ class ConvND(WeightedWindow, abstract=True):
         """The numba kernels when this forward runs Winograd's F(2, 3), else None (im2col).
 
         It runs for 2D and 3D kernels of 3 on every axis with stride 1 and dilation 1, from
-        :attr:`winograd_min_channels` input channels on, on the CPU with numba, in float32
+        :attr:`winograd_min_channels` input channels and :attr:`winograd_min_size` outputs
+        per axis on, on the CPU with numba, in float32
         or float64 (not float16: ``"mixed"`` keeps im2col's rounding), and when its arrays
         (``(C + O) * P`` values for each of the ``T`` positions) fit in the workspace.
         """
@@ -231,6 +237,7 @@ class ConvND(WeightedWindow, abstract=True):
         kernels = B.numba_kernels()
         if (kernels is None or self.ndim not in (2, 3) or x.dtype not in kernels.DTYPES
                 or self.in_channels < self.winograd_min_channels
+                or min(out) < self.winograd_min_size
                 or any(k != 3 for k in self.kernel_size) or any(s != 1 for s in self.stride)
                 or any(d != 1 for d in self.dilation)):
             return None
@@ -242,9 +249,8 @@ class ConvND(WeightedWindow, abstract=True):
     def _winograd_backward(self, dy, input_grad):
         """Backward of the Winograd forward: every transform transposed (:mod:`nn.backends.winograd`)."""
         B = backends.current()
-        dW, dx = winograd.backward(B.numba_kernels(), dy, self.tiles, self.scratch,
-                                   self.weight("W"), self.x.shape, self.padding, input_grad,
-                                   weight_grad=self.trainable)
+        dW, dx = winograd.backward(B.numba_kernels(), dy, self.winograd_saved, self.x.shape,
+                                   self.padding, input_grad, weight_grad=self.trainable)
         if self.trainable:
             self.set_grad("W", dW)
             if self.bias:
