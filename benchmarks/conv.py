@@ -345,11 +345,11 @@ def print_profile(args):
         print(f"\nnn per-layer profile, {name} (median ms per step)")
         print(f"{'layer':<48}{'forward':>9}{'backward':>10}")
         for layer, f, b in zip(net.layers, fwd, bwd):
-            # which algorithm the convolution ran: Winograd's F(2, 3) or im2col
+            # which algorithm the convolution ran: Winograd's or im2col
             label = repr(layer) + (" W" if getattr(layer, "winograd_saved", None) else "")
             print(f"{label:<48}{f:9.3f}{b:10.3f}")
         print(f"{'total':<48}{fwd.sum():9.3f}{bwd.sum():10.3f}")
-        print("(W: Winograd's F(2, 3), nn/backends/winograd.py; other convolutions: im2col)")
+        print("(W: Winograd's F(m, 3), nn/backends/winograd.py; other convolutions: im2col)")
 
 
 # -- peak memory --------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ def main(argv=None):
     parser.add_argument("--no-numba", action="store_true",
                         help="NumPy strided slices instead of the numba kernels")
     parser.add_argument("--no-winograd", action="store_true",
-                        help="every convolution through im2col (no Winograd F(2, 3))")
+                        help="every convolution through im2col (no Winograd)")
     parser.add_argument("--only", nargs="*", default=[],
                         help="run only the workloads whose name contains one of these words")
     parser.add_argument("--keep-coretype", action="store_true",

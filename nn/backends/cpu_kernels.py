@@ -367,11 +367,12 @@ def greedy_nms(boxes, threshold, keep):  # pragma: no cover (compiled)
 
 
 
-# -- Winograd's F(2, 3): the tile transforms (the maths is in nn/backends/winograd.py) -------------
-# A 4x4 tile lives in 16 local variables, in (h, w) order: index 4 h + w. A cube's 4x4x4 tile
-# is four such planes (index 16 d + 4 h + w), combined along d with the same 1D formulas.
-# (A version with loops over a small tile array, for any number of axes, ran 3 to 9 times
-# slower: the compiler cannot unroll loops whose bounds it does not know.)
+# -- Winograd: the tile transforms (the maths is in nn/backends/winograd.py) ----------------------
+# Cubes use F(2, 3): a 4x4x4 tile is four planes of 4x4 values, each plane in 16 local
+# variables in (h, w) order (index 4 h + w), the planes combined along d with the same 1D
+# formulas (index 16 d + 4 h + w). Images use F(4, 3), further below. (A version with loops
+# over a small tile array, for any number of axes, ran 3 to 9 times slower: the compiler
+# cannot unroll loops whose bounds it does not know.)
 @numba.njit(cache=True, inline="always")
 def _bt(d0, d1, d2, d3):  # pragma: no cover (compiled)
     """``B^T d`` on 4 values."""
@@ -497,23 +498,9 @@ def _along_d16(f, t0, t1, t2, t3):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True)
-def winograd_input_2d(xp, V):  # pragma: no cover (compiled)
-    """``V (16, C, P)``: ``B^T d B`` of every tile ``d`` of the padded ``xp (N, C, 2 nh + 2,
-    2 nw + 2)``; tile ``p = (n nh + i) nw + k`` starts at row ``2 i``, column ``2 k``."""
-    N, C, HP, WP = xp.shape
-    nh, nw = (HP - 2) // 2, (WP - 2) // 2
-    for n in range(N):
-        for c in range(C):
-            plane = xp[n, c]
-            for i in range(nh):
-                for k in range(nw):
-                    _store16(V, 0, c, (n * nh + i) * nw + k, _input_tile(plane, 2 * i, 2 * k))
-
-
-@numba.njit(cache=True)
 def winograd_input_3d(xp, V):  # pragma: no cover (compiled)
     """``V (64, C, P)`` for cubes ``xp (N, C, 2 nd + 2, 2 nh + 2, 2 nw + 2)``: the tile's
-    four planes as in 2D, then ``B^T`` along d."""
+    four planes (``_input_tile``), then ``B^T`` along d."""
     N, C, DP, HP, WP = xp.shape
     nd, nh, nw = (DP - 2) // 2, (HP - 2) // 2, (WP - 2) // 2
     for n in range(N):
@@ -548,22 +535,8 @@ def _write_tile(plane, r, q, t, bias):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True)
-def winograd_output_2d(M, b, y):  # pragma: no cover (compiled)
-    """``y (N, O, H, W)``: ``A^T m A + b[o]`` of every tile ``m = M[:, o, p]``."""
-    N, O, H, W = y.shape
-    nh, nw = (H + 1) // 2, (W + 1) // 2
-    for n in range(N):
-        for o in range(O):
-            plane = y[n, o]
-            for i in range(nh):
-                for k in range(nw):
-                    p = (n * nh + i) * nw + k
-                    _write_tile(plane, 2 * i, 2 * k, _output_tile(M, 0, o, p), b[o])
-
-
-@numba.njit(cache=True)
 def winograd_output_3d(M, b, y):  # pragma: no cover (compiled)
-    """``y (N, O, D, H, W)`` from ``M (64, O, P)``: each of the tile's four planes as in 2D,
+    """``y (N, O, D, H, W)`` from ``M (64, O, P)``: each of the tile's four planes (``_output_tile``),
     then ``A^T`` along d."""
     N, O, D, H, W = y.shape
     nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
@@ -586,24 +559,9 @@ def winograd_output_3d(M, b, y):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True)
-def winograd_output_adjoint_2d(dy, dM):  # pragma: no cover (compiled)
-    """``dM (16, O, P)``: ``A g A^T`` of every 2x2 tile ``g`` of ``dy (N, O, H, W)``; the
-    adjoint of :func:`winograd_output_2d`."""
-    N, O, H, W = dy.shape
-    nh, nw = (H + 1) // 2, (W + 1) // 2
-    for n in range(N):
-        for o in range(O):
-            plane = dy[n, o]
-            for i in range(nh):
-                for k in range(nw):
-                    _store16(dM, 0, o, (n * nh + i) * nw + k,
-                             _output_adjoint_tile(plane, 2 * i, 2 * k))
-
-
-@numba.njit(cache=True)
 def winograd_output_adjoint_3d(dy, dM):  # pragma: no cover (compiled)
     """``dM (64, O, P)`` from ``dy (N, O, D, H, W)``: the adjoint of :func:`winograd_output_3d`
-    (each plane as in 2D, then ``A`` along d: ``(g0, g0 + g1, g0 - g1, -g1)``)."""
+    (each plane by ``_output_adjoint_tile``, then ``A`` along d: ``(g0, g0 + g1, g0 - g1, -g1)``)."""
     N, O, D, H, W = dy.shape
     nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
     zero = dM.dtype.type(0)
@@ -639,25 +597,9 @@ def _zeros16(z):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True)
-def winograd_input_adjoint_2d(dV, dxp):  # pragma: no cover (compiled)
-    """Add ``B v B^T`` of every ``v = dV[:, c, p]`` onto its tile of the zeroed, padded
-    ``dxp (N, C, 2 nh + 2, 2 nw + 2)``: the adjoint of :func:`winograd_input_2d`.
-    Neighbouring tiles overlap by 2 rows or columns, so the additions accumulate."""
-    N, C, HP, WP = dxp.shape
-    nh, nw = (HP - 2) // 2, (WP - 2) // 2
-    for n in range(N):
-        for c in range(C):
-            plane = dxp[n, c]
-            for i in range(nh):
-                for k in range(nw):
-                    p = (n * nh + i) * nw + k
-                    _add_patch(plane, 2 * i, 2 * k, _input_adjoint_tile(dV, 0, c, p))
-
-
-@numba.njit(cache=True)
 def winograd_input_adjoint_3d(dV, dxp):  # pragma: no cover (compiled)
     """The adjoint of :func:`winograd_input_3d`: each of the tile's four planes of ``dV``
-    as in 2D, then ``B`` along d."""
+    (``_input_adjoint_tile``), then ``B`` along d."""
     N, C, DP, HP, WP = dxp.shape
     nd, nh, nw = (DP - 2) // 2, (HP - 2) // 2, (WP - 2) // 2
     for n in range(N):
@@ -675,3 +617,233 @@ def winograd_input_adjoint_3d(dV, dxp):  # pragma: no cover (compiled)
                         _add_patch(x1, r, q, q1)
                         _add_patch(x2, r, q, q2)
                         _add_patch(x3, r, q, q3)
+
+
+
+# -- Winograd's F(4, 3) for images: 6x6 tiles, 4x4 outputs ----------------------------------------
+# Against F(2, 3) it needs 36 products per 16 outputs instead of 64, and its arrays hold 2.25
+# values per input or output instead of 4: the VGG-ish step took 73 ms against 76-78. Its
+# transforms read or write 36 arrays at once, which the CPU streams more slowly than 16.
+# A tile is six rows of six values (index 6 a + j); each 1D formula takes and returns a tuple.
+# The integer factors come in the arrays' dtype, ``k = (2, 4, 5, 8)`` (``_factors``): numba, as
+# NumPy, would turn ``4 * d`` of a float32 ``d`` into a float64.
+@numba.njit(cache=True, inline="always")
+def _factors(dtype):  # pragma: no cover (compiled)
+    return dtype.type(2), dtype.type(4), dtype.type(5), dtype.type(8)
+
+
+@numba.njit(cache=True, inline="always")
+def _bt6(d, k):  # pragma: no cover (compiled)
+    """``B^T d`` of F(4, 3) on 6 values."""
+    d0, d1, d2, d3, d4, d5 = d
+    two, four, five, _ = k
+    return (four * d0 - five * d2 + d4, d3 + d4 - four * (d1 + d2), four * (d1 - d2) - d3 + d4,
+            two * (d3 - d1) - d2 + d4, two * (d1 - d3) - d2 + d4, four * d1 - five * d3 + d5)
+
+
+@numba.njit(cache=True, inline="always")
+def _b6(v, k):  # pragma: no cover (compiled)
+    """``B v`` of F(4, 3) on 6 values: the adjoint of ``_bt6``."""
+    v0, v1, v2, v3, v4, v5 = v
+    two, four, five, _ = k
+    return (four * v0, four * (v2 - v1 + v5) + two * (v4 - v3),
+            -five * v0 - four * (v1 + v2) - v3 - v4, v1 - v2 + two * (v3 - v4) - five * v5,
+            v0 + v1 + v2 + v3 + v4, v5)
+
+
+@numba.njit(cache=True, inline="always")
+def _at6(m, k):  # pragma: no cover (compiled)
+    """``A^T m`` of F(4, 3): 6 values to 4 outputs."""
+    m0, m1, m2, m3, m4, m5 = m
+    two, four, _, eight = k
+    return (m0 + m1 + m2 + m3 + m4, m1 - m2 + two * (m3 - m4), m1 + m2 + four * (m3 + m4),
+            m1 - m2 + eight * (m3 - m4) + m5)
+
+
+@numba.njit(cache=True, inline="always")
+def _a6(g, k):  # pragma: no cover (compiled)
+    """``A g`` of F(4, 3): 4 outputs to 6 values, the adjoint of ``_at6``."""
+    g0, g1, g2, g3 = g
+    two, four, _, eight = k
+    return (g0, g0 + g1 + g2 + g3, g0 - g1 + g2 - g3, g0 + two * g1 + four * g2 + eight * g3,
+            g0 - two * g1 + four * g2 - eight * g3, g3)
+
+
+@numba.njit(cache=True, inline="always")
+def _row6(row, q):  # pragma: no cover (compiled)
+    return row[q], row[q + 1], row[q + 2], row[q + 3], row[q + 4], row[q + 5]
+
+
+@numba.njit(cache=True, inline="always")
+def _row4(row, q):  # pragma: no cover (compiled)
+    return row[q], row[q + 1], row[q + 2], row[q + 3]
+
+
+@numba.njit(cache=True, inline="always")
+def _slab6(A, base, c, p):  # pragma: no cover (compiled)
+    """``A[base:base+6, c, p]``: one row of a transformed tile."""
+    return (A[base, c, p], A[base + 1, c, p], A[base + 2, c, p], A[base + 3, c, p],
+            A[base + 4, c, p], A[base + 5, c, p])
+
+
+@numba.njit(cache=True, inline="always")
+def _store_columns6(A, c, p, k0, k1, k2, k3, k4, k5):  # pragma: no cover (compiled)
+    """``A[6 a + j, c, p] = kj[a]``: six transformed columns ``kj`` stored row by row
+    (written out: a loop over ``a`` would index the tuples at run time, 2 to 4 times slower)."""
+    (A[0, c, p], A[1, c, p], A[2, c, p], A[3, c, p], A[4, c, p], A[5, c, p]) = \
+        k0[0], k1[0], k2[0], k3[0], k4[0], k5[0]
+    (A[6, c, p], A[7, c, p], A[8, c, p], A[9, c, p], A[10, c, p], A[11, c, p]) = \
+        k0[1], k1[1], k2[1], k3[1], k4[1], k5[1]
+    (A[12, c, p], A[13, c, p], A[14, c, p], A[15, c, p], A[16, c, p], A[17, c, p]) = \
+        k0[2], k1[2], k2[2], k3[2], k4[2], k5[2]
+    (A[18, c, p], A[19, c, p], A[20, c, p], A[21, c, p], A[22, c, p], A[23, c, p]) = \
+        k0[3], k1[3], k2[3], k3[3], k4[3], k5[3]
+    (A[24, c, p], A[25, c, p], A[26, c, p], A[27, c, p], A[28, c, p], A[29, c, p]) = \
+        k0[4], k1[4], k2[4], k3[4], k4[4], k5[4]
+    (A[30, c, p], A[31, c, p], A[32, c, p], A[33, c, p], A[34, c, p], A[35, c, p]) = \
+        k0[5], k1[5], k2[5], k3[5], k4[5], k5[5]
+
+
+@numba.njit(cache=True)
+def winograd_input_2d(xp, V):  # pragma: no cover (compiled)
+    """``V (36, C, P)``: ``B^T d B`` of every 6x6 tile ``d`` of ``xp (N, C, 4 nh + 2, 4 nw + 2)``;
+    tile ``p = (n nh + i) nw + k`` starts at row ``4 i``, column ``4 k``."""
+    N, C, HP, WP = xp.shape
+    nh, nw = (HP - 2) // 4, (WP - 2) // 4
+    f = _factors(V.dtype)
+    for n in range(N):
+        for c in range(C):
+            plane = xp[n, c]
+            for i in range(nh):
+                rows = plane[4 * i], plane[4 * i + 1], plane[4 * i + 2], plane[4 * i + 3], \
+                    plane[4 * i + 4], plane[4 * i + 5]
+                for k in range(nw):
+                    q = 4 * k
+                    r0, r1, r2 = _bt6(_row6(rows[0], q), f), _bt6(_row6(rows[1], q), f), _bt6(_row6(rows[2], q), f)
+                    r3, r4, r5 = _bt6(_row6(rows[3], q), f), _bt6(_row6(rows[4], q), f), _bt6(_row6(rows[5], q), f)
+                    _store_columns6(V, c, (n * nh + i) * nw + k,
+                                    _bt6((r0[0], r1[0], r2[0], r3[0], r4[0], r5[0]), f),
+                                    _bt6((r0[1], r1[1], r2[1], r3[1], r4[1], r5[1]), f),
+                                    _bt6((r0[2], r1[2], r2[2], r3[2], r4[2], r5[2]), f),
+                                    _bt6((r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]), f),
+                                    _bt6((r0[4], r1[4], r2[4], r3[4], r4[4], r5[4]), f),
+                                    _bt6((r0[5], r1[5], r2[5], r3[5], r4[5], r5[5]), f))
+
+
+@numba.njit(cache=True)
+def winograd_output_2d(M, b, y):  # pragma: no cover (compiled)
+    """``y (N, O, H, W)``: ``A^T m A + b[o]`` of every tile ``m = M[:, o, p]`` (4x4 outputs,
+    what fits of a last tile)."""
+    N, O, H, W = y.shape
+    nh, nw = (H + 3) // 4, (W + 3) // 4
+    f = _factors(M.dtype)
+    for n in range(N):
+        for o in range(O):
+            plane = y[n, o]
+            bias = b[o]
+            for i in range(nh):
+                for k in range(nw):
+                    p = (n * nh + i) * nw + k
+                    r0, r1, r2 = _at6(_slab6(M, 0, o, p), f), _at6(_slab6(M, 6, o, p), f), _at6(_slab6(M, 12, o, p), f)
+                    r3, r4, r5 = _at6(_slab6(M, 18, o, p), f), _at6(_slab6(M, 24, o, p), f), _at6(_slab6(M, 30, o, p), f)
+                    k0 = _at6((r0[0], r1[0], r2[0], r3[0], r4[0], r5[0]), f)   # output column 0
+                    k1 = _at6((r0[1], r1[1], r2[1], r3[1], r4[1], r5[1]), f)
+                    k2 = _at6((r0[2], r1[2], r2[2], r3[2], r4[2], r5[2]), f)
+                    k3 = _at6((r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]), f)
+                    top, left = 4 * i, 4 * k
+                    if top + 3 < H and left + 3 < W:       # every tile but the last ones
+                        row = plane[top + 0]
+                        row[left], row[left + 1] = k0[0] + bias, k1[0] + bias
+                        row[left + 2], row[left + 3] = k2[0] + bias, k3[0] + bias
+                        row = plane[top + 1]
+                        row[left], row[left + 1] = k0[1] + bias, k1[1] + bias
+                        row[left + 2], row[left + 3] = k2[1] + bias, k3[1] + bias
+                        row = plane[top + 2]
+                        row[left], row[left + 1] = k0[2] + bias, k1[2] + bias
+                        row[left + 2], row[left + 3] = k2[2] + bias, k3[2] + bias
+                        row = plane[top + 3]
+                        row[left], row[left + 1] = k0[3] + bias, k1[3] + bias
+                        row[left + 2], row[left + 3] = k2[3] + bias, k3[3] + bias
+                    else:
+                        for a in range(min(4, H - top)):
+                            row = plane[top + a]
+                            values = (k0[a], k1[a], k2[a], k3[a])
+                            for j in range(min(4, W - left)):
+                                row[left + j] = values[j] + bias
+
+
+@numba.njit(cache=True)
+def winograd_output_adjoint_2d(dy, dM):  # pragma: no cover (compiled)
+    """``dM (36, O, P)``: ``A g A^T`` of every 4x4 tile ``g`` of ``dy (N, O, H, W)`` (0 past
+    the edge); the adjoint of :func:`winograd_output_2d`."""
+    N, O, H, W = dy.shape
+    nh, nw = (H + 3) // 4, (W + 3) // 4
+    zero = dM.dtype.type(0)
+    f = _factors(dM.dtype)
+    for n in range(N):
+        for o in range(O):
+            plane = dy[n, o]
+            for i in range(nh):
+                for k in range(nw):
+                    p = (n * nh + i) * nw + k
+                    top, left = 4 * i, 4 * k
+                    if top + 3 < H and left + 3 < W:
+                        r0 = _a6(_row4(plane[top], left), f)
+                        r1 = _a6(_row4(plane[top + 1], left), f)
+                        r2 = _a6(_row4(plane[top + 2], left), f)
+                        r3 = _a6(_row4(plane[top + 3], left), f)
+                    else:
+                        t = np.zeros((4, 4), dtype=dM.dtype)
+                        for a in range(min(4, H - top)):
+                            for j in range(min(4, W - left)):
+                                t[a, j] = plane[top + a, left + j]
+                        r0 = _a6((t[0, 0], t[0, 1], t[0, 2], t[0, 3]), f)
+                        r1 = _a6((t[1, 0], t[1, 1], t[1, 2], t[1, 3]), f)
+                        r2 = _a6((t[2, 0], t[2, 1], t[2, 2], t[2, 3]), f)
+                        r3 = _a6((t[3, 0], t[3, 1], t[3, 2], t[3, 3]), f)
+                    _store_columns6(dM, o, p,
+                                    _a6((r0[0], r1[0], r2[0], r3[0]), f), _a6((r0[1], r1[1], r2[1], r3[1]), f),
+                                    _a6((r0[2], r1[2], r2[2], r3[2]), f), _a6((r0[3], r1[3], r2[3], r3[3]), f),
+                                    _a6((r0[4], r1[4], r2[4], r3[4]), f), _a6((r0[5], r1[5], r2[5], r3[5]), f))
+
+
+@numba.njit(cache=True, inline="always")
+def _add_row6(row, q, v0, v1, v2, v3, v4, v5):  # pragma: no cover (compiled)
+    """``row[q:q+6] += (v0, ..., v5)``."""
+    row[q] += v0
+    row[q + 1] += v1
+    row[q + 2] += v2
+    row[q + 3] += v3
+    row[q + 4] += v4
+    row[q + 5] += v5
+
+
+@numba.njit(cache=True)
+def winograd_input_adjoint_2d(dV, dxp):  # pragma: no cover (compiled)
+    """Add ``B v B^T`` of every ``v = dV[:, c, p]`` onto its 6x6 tile of the zeroed, padded
+    ``dxp (N, C, 4 nh + 2, 4 nw + 2)``: the adjoint of :func:`winograd_input_2d`.
+    Neighbouring tiles overlap by 2 rows or columns, so the additions accumulate."""
+    N, C, HP, WP = dxp.shape
+    nh, nw = (HP - 2) // 4, (WP - 2) // 4
+    f = _factors(dV.dtype)
+    for n in range(N):
+        for c in range(C):
+            plane = dxp[n, c]
+            for i in range(nh):
+                for k in range(nw):
+                    p = (n * nh + i) * nw + k
+                    r0, r1, r2 = _b6(_slab6(dV, 0, c, p), f), _b6(_slab6(dV, 6, c, p), f), _b6(_slab6(dV, 12, c, p), f)
+                    r3, r4, r5 = _b6(_slab6(dV, 18, c, p), f), _b6(_slab6(dV, 24, c, p), f), _b6(_slab6(dV, 30, c, p), f)
+                    k0 = _b6((r0[0], r1[0], r2[0], r3[0], r4[0], r5[0]), f)    # input column 0
+                    k1 = _b6((r0[1], r1[1], r2[1], r3[1], r4[1], r5[1]), f)
+                    k2 = _b6((r0[2], r1[2], r2[2], r3[2], r4[2], r5[2]), f)
+                    k3 = _b6((r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]), f)
+                    k4 = _b6((r0[4], r1[4], r2[4], r3[4], r4[4], r5[4]), f)
+                    k5 = _b6((r0[5], r1[5], r2[5], r3[5], r4[5], r5[5]), f)
+                    top, left = 4 * i, 4 * k
+                    _add_row6(plane[top + 0], left, k0[0], k1[0], k2[0], k3[0], k4[0], k5[0])
+                    _add_row6(plane[top + 1], left, k0[1], k1[1], k2[1], k3[1], k4[1], k5[1])
+                    _add_row6(plane[top + 2], left, k0[2], k1[2], k2[2], k3[2], k4[2], k5[2])
+                    _add_row6(plane[top + 3], left, k0[3], k1[3], k2[3], k3[3], k4[3], k5[3])
+                    _add_row6(plane[top + 4], left, k0[4], k1[4], k2[4], k3[4], k4[4], k5[4])
+                    _add_row6(plane[top + 5], left, k0[5], k1[5], k2[5], k3[5], k4[5], k5[5])

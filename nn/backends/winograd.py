@@ -1,14 +1,14 @@
-"""Winograd's minimal filtering F(2, 3): 3-tap convolutions with fewer multiplications.
+"""Winograd's minimal filtering F(m, 3): 3-tap convolutions with fewer multiplications.
 
 im2col + one matrix product (:mod:`nn.backends.im2col`) is how nn teaches convolution, and
 it stays the reference. This module computes the same thing for the commonest layer of
-image networks, a 3x3 kernel with stride 1 (VGG, U-Net, ResNet), with 2.25 times fewer
+image networks, a 3x3 kernel with stride 1 (VGG, U-Net, ResNet), with 4 times fewer
 multiplications in 2D (3.4 in 3D), a trick of Lavin & Gray, *Fast Algorithms for
 Convolutional Neural Networks* (CVPR 2016), from Winograd's *Arithmetic Complexity of
 Computations* (1980).
 
-**One axis.** Two outputs of a 3-tap correlation, ``y0 = d0 g0 + d1 g1 + d2 g2`` and
-``y1 = d1 g0 + d2 g1 + d3 g2``, read a tile of 4 inputs ``d``. They cost 6 products
+**One axis, F(2, 3).** Two outputs of a 3-tap correlation, ``y0 = d0 g0 + d1 g1 + d2 g2``
+and ``y1 = d1 g0 + d2 g1 + d3 g2``, read a tile of 4 inputs ``d``. They cost 6 products
 written so; Winograd's F(2, 3) needs 4::
 
     y = A^T [ (G g) * (B^T d) ]          (* : element by element)
@@ -20,18 +20,22 @@ written so; Winograd's F(2, 3) needs 4::
 
 (multiply it out: ``A^T diag(G g) B^T`` is the 2x4 correlation matrix). ``G g`` depends on
 the weights only and is computed once per step; ``B^T d`` and ``A^T m`` are additions.
+F(4, 3) does the same for 4 outputs from a tile of 6 inputs with 6 products instead of 12
+(its matrices ``B_T4``, ``G4``, ``A_T4`` below have entries up to 8, and ``G4`` sixths).
 
-**Several axes.** The transforms act on each axis in turn: a 4x4 tile ``d`` of an image
-gives ``B^T d B``, a 4x4 kernel transform ``G g G^T``, and 2x2 outputs ``A^T m A``. With
-``T = 4**ndim`` positions ``xi`` of the transformed tile, and channels summed::
+**Several axes.** The transforms act on each axis in turn: a tile ``d`` of an image gives
+``B^T d B``, the kernel ``G g G^T``, and the outputs ``A^T m A``. With ``T = (m + 2)**ndim``
+positions ``xi`` of the transformed tile, and channels summed::
 
     V[xi, c, p] = (B^T d_{c,p} B)[xi]       input tile p of channel c       (T, C, P)
     U[xi, o, c] = (G g_{o,c} G^T)[xi]       kernel o <- c                   (T, O, C)
     M[xi]       = U[xi] @ V[xi]             T matrix products               (T, O, P)
     y tile p of channel o = A^T M[:, o, p] A
 
-The ``T`` matrix products ``(O, C) @ (C, P)`` hold all the multiplications: 16 per 2x2
-outputs and channel pair, where im2col's product has 36.
+The ``T`` matrix products ``(O, C) @ (C, P)`` hold all the multiplications. Images use
+F(4x4, 3x3): 36 per 4x4 outputs and channel pair, where im2col's product has 144 (F(2x2,
+3x3) would have 64); cubes use F(2x2x2, 3x3x3): 64 per 2x2x2 outputs against 216
+(:data:`OUTPUTS_PER_TILE`).
 
 **Backward** is every step above transposed, in reverse order (each is linear)::
 
@@ -39,12 +43,14 @@ outputs and channel pair, where im2col's product has 36.
     dU[xi] = dM[xi] @ V[xi].T        dW[o, c] = G^T dU[:, o, c] G           (O, C, 3, 3)
     dV[xi] = U[xi].T @ dM[xi]        dx tile p of channel c += B dV[:, c, p] B^T
 
-Tiles overlap by 2 inputs on each axis (they start every 2), so the input gradient adds
+Tiles overlap by 2 inputs on each axis (they start every ``m``), so the input gradient adds
 the overlapping tiles, as col2im adds overlapping windows.
 
-**Rounding.** The transforms add and subtract before multiplying, so float32 results
-differ from im2col's by a few units in the last place of the largest terms (measured in
-the tests); float64 agrees to ~1e-15 (the gradient checks run there).
+**Rounding.** The transforms add and scale before multiplying, so float32 results are
+less exact than im2col's: with F(4, 3) on 32 to 128 channels, 4e-6 to 6e-6 of the largest
+output against im2col's 5e-7, and weight gradients within 1e-6 (rms, relative) against
+1e-7 (cuDNN and oneDNN make the same trade; SGD's own noise is far larger). float64 agrees
+to ~1e-13 (the gradient checks run there).
 
 Only the CPU backend with numba uses this path (:meth:`nn.layers.conv.ConvND._winograd`):
 the tile transforms are numba loops, one pass over memory each.
@@ -58,48 +64,71 @@ B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtyp
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
+#: the matrices of F(4, 3): tiles of 6 inputs, 4 outputs, 6 products instead of 12
+B_T4 = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=np.float64)
+A_T4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                 [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
-def tiles(out_shape) -> tuple:
-    """Number of 2-output tiles on each spatial axis (the last one may stick out by 1)."""
-    return tuple(-(-n // 2) for n in out_shape)
+#: F(m, 3) by its number m of outputs per tile: (B^T, G, A^T)
+MATRICES = {2: (B_T, G, A_T), 4: (B_T4, G4, A_T4)}
+
+#: outputs per tile and axis for each number of spatial axes: images F(4x4, 3x3), cubes
+#: F(2x2x2, 3x3x3) (the tile transforms are written for these two: F(4, 3) in 3D would need
+#: 216 products per tile, and as many arrays). Images with F(2x2, 3x3) were measured too:
+#: the VGG-ish step took 76-78 ms against 73 with F(4x4, 3x3), with 10 times less rounding.
+OUTPUTS_PER_TILE = {2: 4, 3: 2}
 
 
-def kernel_transform(W):
-    """``U (T, O, C)``: ``G g G^T`` (along every spatial axis) of each kernel ``g`` of ``W (O, C, 3, ...)``."""
+def tiles(out_shape, m: int) -> tuple:
+    """Number of ``m``-output tiles on each spatial axis (the last one may stick out)."""
+    return tuple(-(-n // m) for n in out_shape)
+
+
+def kernel_transform(W, m: int):
+    """``U (T, O, C)``: ``G g G^T`` (along every spatial axis) of each kernel ``g`` of
+    ``W (O, C, 3, ...)``, for F(m, 3)."""
     O, C = W.shape[:2]
-    ndim = W.ndim - 2
+    G_m = MATRICES[m][1]
     U = W.astype(np.float64)
-    for axis in range(ndim):                       # apply G along each kernel axis
-        U = np.tensordot(U, G, axes=([2 + axis], [1]))
-        U = np.moveaxis(U, -1, 2 + axis)
-    # (O, C, 4, 4, ...) -> (T, O, C): one (O, C) matrix per transformed position
+    for axis in range(W.ndim - 2):                 # apply G along each kernel axis
+        U = np.moveaxis(np.tensordot(U, G_m, axes=([2 + axis], [1])), -1, 2 + axis)
+    # (O, C, m+2, m+2, ...) -> (T, O, C): one (O, C) matrix per transformed position
     return np.ascontiguousarray(np.moveaxis(U.reshape(O, C, -1), 2, 0), dtype=W.dtype)
 
 
-def kernel_transform_adjoint(dU, kernel_ndim: int):
+def kernel_transform_adjoint(dU, kernel_ndim: int, m: int):
     """``dW (O, C, 3, ...)`` from ``dU (T, O, C)``: ``G^T dU G`` along every axis."""
     T, O, C = dU.shape
-    dW = np.moveaxis(dU.astype(np.float64), 0, 2).reshape(O, C, *(4,) * kernel_ndim)
+    G_m = MATRICES[m][1]
+    dW = np.moveaxis(dU.astype(np.float64), 0, 2).reshape(O, C, *(m + 2,) * kernel_ndim)
     for axis in range(kernel_ndim):
-        dW = np.tensordot(dW, G, axes=([2 + axis], [0]))
-        dW = np.moveaxis(dW, -1, 2 + axis)
+        dW = np.moveaxis(np.tensordot(dW, G_m, axes=([2 + axis], [0])), -1, 2 + axis)
     return np.ascontiguousarray(dW, dtype=dU.dtype)
 
 
-
-def tile_grid(x_shape, padding) -> tuple:
-    """``(out, counts)``: the output's spatial shape and the number of tiles on each axis, for
-    a 3x3, stride-1 convolution of ``x (N, C, *S)``."""
+def tile_grid(x_shape, padding, m: int) -> tuple:
+    """``(out, counts)``: the output's spatial shape and the number of ``m``-output tiles on
+    each axis, for a 3x3, stride-1 convolution of ``x (N, C, *S)``."""
     out = tuple(n + 2 * p - 2 for n, p in zip(x_shape[2:], padding))
-    return out, tiles(out)
+    return out, tiles(out, m)
 
 
-def padded_input(x, padding, counts):
+def padded_input(x, padding, counts, m: int):
     """``x (N, C, *S)`` with ``padding`` zeros in front and enough behind for every tile:
-    ``2 * count + 2`` inputs per axis."""
-    xp = np.zeros(x.shape[:2] + tuple(2 * n + 2 for n in counts), dtype=x.dtype)
+    ``m * count + 2`` inputs per axis."""
+    xp = np.zeros(x.shape[:2] + tuple(m * n + 2 for n in counts), dtype=x.dtype)
     xp[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, x.shape[2:]))] = x
     return xp
+
+
+def _kernels(kernels, ndim: int):
+    """The four numba tile transforms on ``ndim`` axes: input, output, and the adjoints of
+    output and input (:mod:`nn.backends.cpu_kernels`; F(4, 3) in 2D, F(2, 3) in 3D)."""
+    return tuple(getattr(kernels, f"winograd_{step}_{ndim}d")
+                 for step in ("input", "output", "output_adjoint", "input_adjoint"))
 
 
 def slabs(T: int, rows: int, cols: int, dtype, spare=None):
@@ -132,16 +161,15 @@ def forward(kernels, x, W, b, padding, spare=None):
     fresh array of tens of MiB costs page faults as long as the transform itself).
     """
     ndim = x.ndim - 2
+    m = OUTPUTS_PER_TILE[ndim]
     N, C, O = x.shape[0], x.shape[1], W.shape[0]
-    out, counts = tile_grid(x.shape, padding)
-    T, P = 4 ** ndim, N * int(np.prod(counts))
+    out, counts = tile_grid(x.shape, padding, m)
+    T, P = (m + 2) ** ndim, N * int(np.prod(counts))
     V = slabs(T, C, P, x.dtype, spare[0] if spare else None)
     M = slabs(T, O, P, x.dtype, spare[1] if spare else None)
-    transform_input, transform_output = ((kernels.winograd_input_2d, kernels.winograd_output_2d)
-                                         if ndim == 2 else
-                                         (kernels.winograd_input_3d, kernels.winograd_output_3d))
-    transform_input(padded_input(x, padding, counts), V)
-    U = kernel_transform(W)
+    transform_input, transform_output, _, _ = _kernels(kernels, ndim)
+    transform_input(padded_input(x, padding, counts, m), V)
+    U = kernel_transform(W, m)
     np.matmul(U, V, out=M)                                      # T products (O, C) @ (C, P)
     y = np.empty((N, O, *out), dtype=x.dtype)
     transform_output(M, b if b is not None else np.zeros(O, dtype=x.dtype), y)
@@ -154,22 +182,20 @@ def backward(kernels, dy, saved, x_shape, padding, input_grad=True, weight_grad=
     arrays are written over."""
     V, M, U = saved
     ndim = dy.ndim - 2
+    m = OUTPUTS_PER_TILE[ndim]
     N, C = x_shape[:2]
-    _, counts = tile_grid(x_shape, padding)
-    adjoint_output, adjoint_input = ((kernels.winograd_output_adjoint_2d,
-                                      kernels.winograd_input_adjoint_2d) if ndim == 2 else
-                                     (kernels.winograd_output_adjoint_3d,
-                                      kernels.winograd_input_adjoint_3d))
+    _, counts = tile_grid(x_shape, padding, m)
+    _, _, adjoint_output, adjoint_input = _kernels(kernels, ndim)
     dM = M                                                      # forward's products, reused
     adjoint_output(np.ascontiguousarray(dy), dM)
     dW = None
     if weight_grad:
         dU = np.matmul(dM, V.transpose(0, 2, 1))               # (T, O, P) @ (T, P, C)
-        dW = kernel_transform_adjoint(dU, ndim)
+        dW = kernel_transform_adjoint(dU, ndim, m)
     if not input_grad:
         return dW, None
     dV = np.matmul(U.transpose(0, 2, 1), dM, out=V)            # V is not needed any more
-    dxp = np.zeros((N, C) + tuple(2 * n + 2 for n in counts), dtype=dy.dtype)
+    dxp = np.zeros((N, C) + tuple(m * n + 2 for n in counts), dtype=dy.dtype)
     adjoint_input(dV, dxp)
     inner = tuple(slice(p, p + n) for p, n in zip(padding, x_shape[2:]))
     return dW, np.ascontiguousarray(dxp[(slice(None), slice(None)) + inner])

@@ -159,11 +159,11 @@ class ConvND(WeightedWindow, abstract=True):
 
     Speed: on the CPU, 2D and 3D layers with a 3x3 kernel and stride 1 (and at least
     :attr:`winograd_min_channels` input channels) compute the same convolution with
-    Winograd's F(2, 3) instead, which needs 2.25 (2D) to 3.4 (3D) times fewer
-    multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd` for when.
+    Winograd's minimal filtering instead (F(4x4, 3x3) for images, F(2x2x2, 3x3x3) for
+    cubes), which needs 4 (2D) and 3.4 (3D) times fewer multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd` for when.
     """
 
-    #: Winograd's F(2, 3) replaces im2col from this many input channels on (when it applies,
+    #: Winograd replaces im2col from this many input channels on (when it applies,
     #: :meth:`_winograd`). Below, its ``T`` matrix products ``(O, C) @ (C, P)`` are too thin
     #: for BLAS to run fast: the VGG-ish 3 -> 32 layer (first, so no input gradient) took
     #: 10.2 + 13.7 ms against im2col's 14.9 + 5.7 (forward + weight gradient). From 8 on it
@@ -225,7 +225,7 @@ class ConvND(WeightedWindow, abstract=True):
         return dx
 
     def _winograd(self, x, out):
-        """The numba kernels when this forward runs Winograd's F(2, 3), else None (im2col).
+        """The numba kernels when this forward runs Winograd's algorithm, else None (im2col).
 
         It runs for 2D and 3D kernels of 3 on every axis with stride 1 and dilation 1, from
         :attr:`winograd_min_channels` input channels and :attr:`winograd_min_size` outputs
@@ -241,7 +241,8 @@ class ConvND(WeightedWindow, abstract=True):
                 or any(k != 3 for k in self.kernel_size) or any(s != 1 for s in self.stride)
                 or any(d != 1 for d in self.dilation)):
             return None
-        T, P = 4 ** self.ndim, x.shape[0] * math.prod(winograd.tiles(out))
+        m = winograd.OUTPUTS_PER_TILE[self.ndim]
+        T, P = (m + 2) ** self.ndim, x.shape[0] * math.prod(winograd.tiles(out, m))
         if T * (self.in_channels + self.out_channels) * P * x.dtype.itemsize > B.workspace_bytes:
             return None
         return kernels

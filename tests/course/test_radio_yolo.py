@@ -187,11 +187,16 @@ SHORT_MAP = 0.6
 def test_choose_thresholds_on_validation_images(module, report):
     """Explore, graded by outcome: the pair chosen on validation images, applied to other
     images, reaches at least the short run's reference mAP and is no worse than the
-    practical's default thresholds there by more than 0.03 (measured: 0.790, defaults 0.793)."""
+    practical's default thresholds there by more than 0.03.
+
+    80 validation images, not fewer: the short run's network changes with the last bits of
+    its arithmetic (seeds 0-2, and im2col against Winograd convolutions, gave default mAPs
+    from 0.45 to 0.76), and a pair chosen on 40 images then fell up to 0.041 below the
+    defaults on the test images (2 of 9 runs past 0.03); on 80, -0.022 to +0.025 (9 of 9)."""
     module.normalise(np.zeros(1))          # a stub raises here, before the training
     net, loss, images, targets = short_run(module.__file__)
     sky = dict(size=64, sources_per_image=3, extended_fraction=0.5)
-    valid_images, valid_targets = make_radio_sky(40, seed=23, **sky)
+    valid_images, valid_targets = make_radio_sky(80, seed=23, **sky)
     obj, overlap, valid_map = module.choose_thresholds(net, loss, valid_images, valid_targets)
     assert 0 <= obj <= 1 and 0 <= overlap <= 1
     _, chosen = module.evaluate(module.detect(net, loss, images, obj, overlap), targets)
