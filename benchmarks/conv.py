@@ -2,7 +2,8 @@
 
 Each measurement is run by nn and, when PyTorch is installed, by PyTorch in the same
 invocation (same thread count), their timing rounds taking turns (a shared machine's speed
-drifts; alternating rounds see the same drift), so the ratios compare like with like:
+drifts; alternating rounds see the same drift) after a rest that lets the other framework's
+idle threads stop spinning (``PAUSE``), so the ratios compare like with like:
 
 1. one training step (forward, backward, SGD update), float32, of
    - the course's LeNet-like network, batch 64 of 1x28x28;
@@ -58,6 +59,14 @@ from nn.training import Trainer
 
 #: the numba kernels (col2im, max-pool); --no-numba runs the NumPy strided slices instead
 NUMBA = True
+#: seconds of rest before each timing round. After a round, each framework's worker threads
+#: keep spinning for a while, waiting for more work: PyTorch's OpenMP threads and the
+#: OpenBLAS threads NumPy uses (up to 2**28 cycles). On 2 cores, a round that starts while
+#: the other framework's threads spin shares the cores with them: without the rest, nn's
+#: LeNet-like step took 10.3 to 18.0 ms from one run to the next (alone: 9.5 to 10.1), and
+#: with both spins turned off (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=4) 10.1 to
+#: 10.6 ms, against PyTorch's 10.7 to 11.3 (which then loses its own spinning).
+PAUSE = 0.5
 LR = 0.01
 
 
@@ -209,6 +218,8 @@ def seconds_per_call_side_by_side(functions, steps, repeat):
     best = [float("inf")] * len(functions)
     for _ in range(repeat):
         for i, f in enumerate(functions):
+            # the other framework's idle threads stop spinning first (see PAUSE)
+            time.sleep(PAUSE)
             start = time.perf_counter()
             for _ in range(steps):
                 f()

@@ -619,7 +619,6 @@ def winograd_input_adjoint_3d(dV, dxp):  # pragma: no cover (compiled)
                         _add_patch(x3, r, q, q3)
 
 
-
 # -- Winograd's F(4, 3) for images: 6x6 tiles, 4x4 outputs ----------------------------------------
 # Against F(2, 3) it needs 36 products per 16 outputs instead of 64, and its arrays hold 2.25
 # values per input or output instead of 4: the VGG-ish step took 73 ms against 76-78. Its
