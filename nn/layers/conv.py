@@ -229,9 +229,9 @@ class ConvND(WeightedWindow, abstract=True):
 
         It runs for 2D and 3D kernels of 3 on every axis with stride 1 and dilation 1, from
         :attr:`winograd_min_channels` input channels and :attr:`winograd_min_size` outputs
-        per axis on, on the CPU with numba, in float32
-        or float64 (not float16: ``"mixed"`` keeps im2col's rounding), and when its arrays
-        (``(C + O) * P`` values for each of the ``T`` positions) fit in the workspace.
+        per axis on, on the CPU with numba, in float32 or float64 (not float16: ``"mixed"``
+        keeps im2col's rounding), and when its arrays (``(C + O) * P`` values for each of the
+        ``T`` positions of a tile, ``P`` tiles) fit in the workspace.
         """
         B = backends.current()
         kernels = B.numba_kernels()
