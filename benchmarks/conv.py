@@ -65,7 +65,8 @@ NUMBA = True
 #: the other framework's threads spin shares the cores with them: without the rest, nn's
 #: LeNet-like step took 10.3 to 18.0 ms from one run to the next (alone: 9.5 to 10.1), and
 #: with both spins turned off (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=4) 10.1 to
-#: 10.6 ms, against PyTorch's 10.7 to 11.3 (which then loses its own spinning).
+#: 10.6 ms, against PyTorch's 10.7 to 11.3 (which then loses its own spinning). With the
+#: rest: nn 9.5 to 10.1 ms, PyTorch 7.2 to 8.1 (alone, in a fresh process: 8.0).
 PAUSE = 0.5
 LR = 0.01
 

@@ -157,22 +157,23 @@ class ConvND(WeightedWindow, abstract=True):
     (:meth:`_columns`); the columns are then recomputed in backward rather than kept, so
     memory stays near the size of the activations.
 
-    Speed: on the CPU, 2D and 3D layers with a 3x3 kernel and stride 1 (and at least
-    :attr:`winograd_min_channels` input channels) compute the same convolution with
-    Winograd's minimal filtering instead (F(4x4, 3x3) for images, F(2x2x2, 3x3x3) for
-    cubes), which needs 4 (2D) and 3.4 (3D) times fewer multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd` for when.
+    Speed: on the CPU, 2D and 3D layers with a 3x3 kernel and stride 1 (with enough
+    channels and outputs) compute the same convolution with Winograd's minimal filtering
+    instead, F(4x4, 3x3) for images and F(2x2x2, 3x3x3) for cubes, with 4 and 3.4 times
+    fewer multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd` for when.
     """
 
     #: Winograd replaces im2col from this many input channels on (when it applies,
     #: :meth:`_winograd`). Below, its ``T`` matrix products ``(O, C) @ (C, P)`` are too thin
-    #: for BLAS to run fast: the VGG-ish 3 -> 32 layer (first, so no input gradient) took
-    #: 10.2 + 13.7 ms against im2col's 14.9 + 5.7 (forward + weight gradient). From 8 on it
-    #: gains: the 3D step (8 -> 16 on 16^3) 34.4-35.0 -> 30.5-32.2 ms, the VGG-ish 32 -> 64
-    #: layer 14.2 + 31.0 -> 12.0 + 18.0 ms (forward + backward; 2-core VM).
+    #: for BLAS to run fast. Measured with F(2x2, 3x3) on the 2-core VM: the VGG-ish 3 -> 32
+    #: layer (first, so no input gradient) took 10.2 + 13.7 ms against im2col's 14.9 + 5.7
+    #: (forward + weight gradient); from 8 on it gains: the 3D step (8 -> 16 on 16^3)
+    #: 34.4-35.0 -> 30.5-32.2 ms, the VGG-ish 32 -> 64 layer 14.2 + 31.0 -> 12.0 + 18.0 ms.
     winograd_min_channels = 8
     #: ... and when every output axis has at least this many positions. On small outputs the
-    #: fixed costs (the transforms' passes, tiles half outside an odd output) win: LeNet-like
-    #: 16 -> 48 on 3x3 outputs took 0.47 + 0.58 ms against im2col's 0.33 + 0.36 in the network.
+    #: fixed costs (the transforms' passes, tiles partly outside the output) win: LeNet-like
+    #: 16 -> 48 on 3x3 outputs took 0.47 + 0.58 ms against im2col's 0.33 + 0.36 in the network
+    #: (F(2x2, 3x3); F(4x4, 3x3) would waste 7 of its 16 outputs there).
     winograd_min_size = 8
 
     def forward(self, x, train=False):
