@@ -279,6 +279,85 @@ def test_relu_kernels_give_numpys_bits(dtype, shape, view):
     np.testing.assert_array_equal(np.ascontiguousarray(dx).view(bits), np.ascontiguousarray(dx0).view(bits))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 0.3])
+@pytest.mark.parametrize("shape, view", [((5, 3, 7, 9), False), ((13, 11), True), ((1,), False)],
+                         ids=["4d", "transposed-view", "one-value"])
+def test_leaky_relu_kernels_give_numpys_bits(dtype, alpha, shape, view):
+    """LeakyReLU's one-pass numba forward and backward against its NumPy formulas, bit for
+    bit, signed zeros, infinities and NaN included."""
+    from nn.layers import LeakyReLU
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, -3.0], dtype=dtype)
+    x.flat[:min(x.size, 6)] = specials[:x.size]
+    dy.flat[-min(dy.size, 6):] = specials[:dy.size]
+    if view:
+        x, dy = x.T, dy.T
+    results = []
+    for numba in (False, True):
+        with backends.using("numpy", "fp32", numba=numba) as B, np.errstate(invalid="ignore"):
+            if numba and B.numba_kernels() is None:
+                pytest.skip("numba is not installed")
+            layer = LeakyReLU(alpha)
+            results.append((layer.forward(x), layer.backward(dy)))
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    for plain, kernel in zip(*results):
+        assert kernel.dtype == dtype and kernel.shape == x.shape
+        np.testing.assert_array_equal(np.ascontiguousarray(kernel).view(bits),
+                                      np.ascontiguousarray(plain).view(bits))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("M, K, N", [(7, 9001, 5), (3, 8192, 3), (16, 10240, 32), (25, 12544, 6)])
+def test_long_thin_products_are_summed_in_chunks(dtype, rtol, M, K, N):
+    """The chunked product (a remainder of K or none, the largest output it takes) against
+    a float64 product, and the backend's matmul takes it for such shapes."""
+    from nn.backends.numpy_backend import is_long_and_thin, long_thin_matmul
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    b = rng.standard_normal((N, K)).astype(dtype).T          # a transposed view, as in dW
+    assert is_long_and_thin(a, b)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    for got in (long_thin_matmul(a, b), long_thin_matmul(a, b, chunk=1000),
+                backends.use("numpy", "fp32").matmul(a, b)):
+        assert got.dtype == dtype and got.shape == (M, N)
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.sqrt(K))
+
+
+@pytest.mark.parametrize("a_shape, b_shape, dtype", [
+    ((5, 8191), (8191, 5), np.float32),       # K too short
+    ((2, 10000), (10000, 9), np.float32),     # two rows
+    ((9, 10000), (10000, 1), np.float32),     # a matrix-vector product
+    ((17, 10000), (10000, 31), np.float32),   # 527 outputs
+    ((5, 10000), (10000, 5), np.int64),       # not a BLAS type
+    ((5, 10000), (10000, 5), np.float16),
+    ((2, 5, 10000), (10000, 5), np.float32),  # a stack of matrices
+])
+def test_other_products_are_one_call(a_shape, b_shape, dtype):
+    from nn.backends.numpy_backend import is_long_and_thin
+    assert not is_long_and_thin(np.ones(a_shape, dtype), np.ones(b_shape, dtype))
+
+
+def test_weight_gradient_through_chunked_product_matches_the_definition():
+    """A 1 -> 6 channel 5x5 convolution on 12 images: its weight gradient ``X dYᵀ`` (25 x
+    9408 x 6) runs in chunks; against ``dW[o, i, j] = sum dy[n, o, h, w] x[n, h+i, w+j]``."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    from nn.backends.numpy_backend import is_long_and_thin
+    from nn.layers import Conv2D
+    backends.use("numpy", "fp64", seed=0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 1, 28, 28))
+    layer = Conv2D(1, 6, 5, padding=2)
+    dy = rng.standard_normal(layer.forward(x, train=True).shape)
+    assert is_long_and_thin(layer.cols, dy.swapaxes(0, 1).reshape(6, -1).T)
+    layer.backward(dy, input_grad=False)
+    windows = sliding_window_view(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), (5, 5), axis=(2, 3))
+    expected = np.einsum("nohw,nchwij->ocij", dy, windows)
+    np.testing.assert_allclose(layer.grads["W"], expected, rtol=1e-10, atol=1e-10)
+
+
 def test_missing_cupy_raises_with_install_advice(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
     before = backends.current()

@@ -138,6 +138,23 @@ def relu(x, y, positive):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True)
+def leaky_relu(x, alpha, y):  # pragma: no cover (compiled)
+    """``y = max(x, alpha x)`` (flat arrays, ``0 <= alpha < 1``) in one pass, bit for bit as
+    NumPy's ``maximum(x, alpha * x)`` (two passes): a NaN stays NaN."""
+    for i in range(x.size):
+        ax = alpha * x[i]
+        y[i] = x[i] if x[i] > ax else ax
+
+
+@numba.njit(cache=True)
+def leaky_relu_backward(x, dy, alpha, dx):  # pragma: no cover (compiled)
+    """``dx = dy`` where ``x > 0``, ``alpha dy`` elsewhere (flat arrays), in one pass: NumPy
+    takes four over the mask (:meth:`nn.layers.activations.LeakyReLU._backward`)."""
+    for i in range(x.size):
+        dx[i] = dy[i] if x[i] > 0 else alpha * dy[i]
+
+
+@numba.njit(cache=True)
 def times_mask(a, mask, out):  # pragma: no cover (compiled)
     """``out = a * mask`` for a boolean ``mask`` (flat arrays), as NumPy computes it."""
     zero, one = a.dtype.type(0), a.dtype.type(1)
@@ -146,7 +163,16 @@ def times_mask(a, mask, out):  # pragma: no cover (compiled)
 
 
 # -- normalisation: statistics and normalisation in two passes, backward in two ------------------
-@numba.njit(cache=True)
+#: Speed: the sums below may be added in any order (LLVM's ``reassoc`` flag, nothing else of
+#: "fast math": NaN and infinity keep their meaning). Written in order, each ``s += x`` waits
+#: for the one before (a floating-point addition takes 3-4 cycles), one number at a time;
+#: reordered, the compiler keeps several partial sums in vector registers. Measured on the
+#: 2-core VM, batch norm of the LeNet-like conv 1 output (64, 6, 784): forward 0.58 -> 0.14
+#: ms, backward 0.32 -> 0.15 ms. The sums are in float64 and change in their last bits only.
+REASSOCIATE = {"reassoc"}
+
+
+@numba.njit(cache=True, fastmath=REASSOCIATE)
 def batchnorm_forward(x, W, b, eps, y, xhat, inv_sigma, mean, var):  # pragma: no cover
     """Per channel of ``x (N, C, L)``: mean, biased variance, ``x̂``, ``y = W x̂ + b``.
 
@@ -178,7 +204,7 @@ def batchnorm_forward(x, W, b, eps, y, xhat, inv_sigma, mean, var):  # pragma: n
         mean[c], var[c], inv_sigma[c] = mu, v, inv
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=REASSOCIATE)
 def batchnorm_backward(dy, xhat, inv_sigma, W, dx, dW, db):  # pragma: no cover
     """Pass 1: ``db = sum dy``, ``dW = sum dy x̂`` per channel; pass 2: the three-term ``dx``,
     ``W/sigma (dy - db/M - x̂ dW/M)`` (the means of ``dx̂ = W dy`` written with ``db``, ``dW``)."""
@@ -200,7 +226,7 @@ def batchnorm_backward(dy, xhat, inv_sigma, W, dx, dW, db):  # pragma: no cover
                 dx[n, c, l] = k * (dy[n, c, l] - m1 - xhat[n, c, l] * m2)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=REASSOCIATE)
 def groupnorm_forward(x, W, b, eps, y, xhat, inv_sigma):  # pragma: no cover
     """For each example and group of ``x (N, G, K, L)``: statistics over ``K`` channels and
     ``L`` positions (a contiguous block), then ``x̂`` and ``y = W x̂ + b`` per channel."""
@@ -228,7 +254,7 @@ def groupnorm_forward(x, W, b, eps, y, xhat, inv_sigma):  # pragma: no cover
                     y[n, g, k, l] = w * h + bb
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=REASSOCIATE)
 def groupnorm_backward(dy, xhat, inv_sigma, W, dx, dW, db):  # pragma: no cover
     """Per example and group: the sums of ``dx̂ = W dy`` and ``dx̂ x̂``, then the three-term
     ``dx``; ``dW``, ``db`` (zeroed here) collect ``dy x̂`` and ``dy`` per channel."""

@@ -131,6 +131,12 @@ class LeakyReLU(Layer):
         kernel = B.elementwise(*self._FORWARD, "nn_leaky_relu")
         if kernel is not None:
             return kernel(x, self.alpha)
+        kernels = self._cpu_kernels(x)
+        if kernels is not None:           # the same formula in one pass (numba)
+            x = self.x = xp.ascontiguousarray(x)
+            y = xp.empty_like(x)
+            kernels.leaky_relu(x.reshape(-1), self._alpha(x), y.reshape(-1))
+            return y
         return B.in_float32(self._forward, x)
 
     def _forward(self, x):
@@ -143,7 +149,25 @@ class LeakyReLU(Layer):
         kernel = B.elementwise(*self._BACKWARD, "nn_leaky_relu_backward")
         if kernel is not None:
             return kernel(self.x, dy, self.alpha)
+        kernels = self._cpu_kernels(dy)
+        if kernels is not None and dy.dtype == self.x.dtype:
+            dy = B.xp.ascontiguousarray(dy)
+            dx = B.xp.empty_like(dy)
+            kernels.leaky_relu_backward(self.x.reshape(-1), dy.reshape(-1), self._alpha(dy),
+                                        dx.reshape(-1))
+            return dx
         return B.in_float32(self._backward, self.x, dy)
+
+    @staticmethod
+    def _cpu_kernels(a):
+        """The numba kernels (:mod:`nn.backends.cpu_kernels`) when they take ``a``, else None.
+
+        Speed: on the LeNet-like step's first LeakyReLU (64 x 6 x 28 x 28, float32) the
+        formulas below took 0.063 ms forward and 0.118 backward, the kernels 0.031 and 0.046
+        (2-core VM, the layer alone).
+        """
+        kernels = backends.current().numba_kernels()
+        return kernels if kernels is not None and a.dtype in kernels.DTYPES else None
 
     def _backward(self, x, dy):
         alpha = self._alpha(dy)
