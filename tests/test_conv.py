@@ -7,6 +7,7 @@ gradient (:func:`nn.gradcheck.check_layer`); a layer passes below a relative err
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -807,3 +808,56 @@ def test_summary_lists_conv_layers_with_their_output_shapes(fp32):
         assert repr(layer) in row
         assert shape in row
         assert row.split()[-1] == f"{n_params:,}"
+
+
+# -- the CPU's per-example products (nn.layers.conv.product_batch_first, weight_product) --------
+def reference_weight_grad(x, dy, kernel, stride, padding):
+    """``dW[o, c, k] = sum_{n, i} dy[n, o, i] x_padded[n, c, i * stride + k]`` (no dilation)."""
+    x_padded = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
+    out = dy.shape[2:]
+    dW = np.zeros((dy.shape[1], x.shape[1], *kernel))
+    for k in itertools.product(*map(range, kernel)):
+        taps = tuple(slice(kk, kk + s * (n - 1) + 1, s) for kk, s, n in zip(k, stride, out))
+        dW[ALL + k] = np.tensordot(dy, x_padded[ALL + taps], axes=([0, *range(2, dy.ndim)],
+                                                                   [0, *range(2, dy.ndim)]))
+    return dW
+
+
+@pytest.mark.parametrize("precision, tol", [("fp64", 1e-11), ("fp32", 2e-5)])
+@pytest.mark.parametrize("ndim, in_shape, out_channels, kernel, stride, padding, workspace", [
+    (1, (4, 3, 701), 5, 7, 1, 2, None),          # 699 positions per example
+    (2, (3, 2, 24, 30), 4, 3, 1, 1, None),       # 720
+    (2, (5, 3, 50, 47), 6, 5, 2, 1, None),       # 24 x 23 = 552, stride 2
+    (2, (5, 3, 50, 47), 6, 5, 2, 1, 60_000),     # in chunks of one example
+    (3, (2, 2, 8, 8, 9), 3, 3, 1, 1, None),      # 576 (2 channels: im2col, not Winograd)
+    (2, (2, 1, 100, 100), 2, 3, 1, 1, None),     # 10000 positions: one product again
+], ids=["1d", "2d", "2d-stride", "2d-chunks", "3d", "2d-past-the-bound"])
+def test_per_example_products_match_the_definitions(precision, tol, ndim, in_shape,
+                                                    out_channels, kernel, stride, padding,
+                                                    workspace):
+    """Forward and weight gradient with 512 to 8192 output positions per example, where the
+    CPU makes one product per example, against the loops of the definitions; the weight
+    gradient is the same with and without the input gradient."""
+    from nn.layers import conv as conv_module
+    backends.use("numpy", precision, seed=0, workspace_bytes=workspace)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(in_shape)
+    layer = CONV[ndim](in_shape[1], out_channels, kernel, stride=stride, padding=padding)
+    layer.params["b"][...] = rng.standard_normal(out_channels)     # not the initial zeros
+    y = layer.forward(x, train=True)
+    positions = math.prod(y.shape[2:])
+    assert positions >= conv_module.PER_EXAMPLE_MIN_POSITIONS
+    W, b = params_host(layer)
+    geometry = [(g,) * ndim for g in (stride, padding, 1)]
+    expected = reference_conv(x, W, b, *geometry)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(host(y), expected, rtol=tol, atol=tol * scale)
+    dy = rng.standard_normal(y.shape)
+    expected_dW = reference_weight_grad(x, dy, (kernel,) * ndim, (stride,) * ndim,
+                                        (padding,) * ndim)
+    for input_grad in (True, False):
+        layer.backward(dy, input_grad=input_grad)
+        np.testing.assert_allclose(host(layer.grads["W"]), expected_dW, rtol=tol,
+                                   atol=tol * np.abs(expected_dW).max())
+        np.testing.assert_allclose(host(layer.grads["b"]), dy.sum(axis=(0, *range(2, dy.ndim))),
+                                   rtol=tol, atol=tol * positions)
