@@ -249,21 +249,26 @@ def test_all_finite_of_float16_and_empty_list(mixed):
     assert bool(mixed.all_finite([big, mixed.asarray(np.array([-np.inf]))])) is False
 
 
-# -- CuPy missing ------------------------------------------------------------------------------
+# -- the rectifiers' numba kernels --------------------------------------------------------------
+def inputs_with_specials(shape, view, dtype, seed):
+    """``(x, dy)``: normal values, with signed zeros, infinities and NaN at the start of ``x``
+    and the end of ``dy``; transposed views when ``view``."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, -3.0], dtype=dtype)
+    x.flat[:min(x.size, 6)] = specials[:x.size]
+    dy.flat[-min(dy.size, 6):] = specials[:dy.size]
+    return (x.T, dy.T) if view else (x, dy)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, view", [((5, 3, 7, 9), False), ((13, 11), True), ((1,), False)],
                          ids=["4d", "transposed-view", "one-value"])
 def test_relu_kernels_give_numpys_bits(dtype, shape, view):
     """The one-pass numba rectifier and mask product against NumPy's formulas, bit for bit,
     signed zeros, infinities and NaN included."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape).astype(dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
-    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, -3.0], dtype=dtype)
-    x.flat[:min(x.size, 6)] = specials[:x.size]
-    dy.flat[-min(dy.size, 6):] = specials[:dy.size]
-    if view:
-        x, dy = x.T, dy.T
+    x, dy = inputs_with_specials(shape, view, dtype, seed=0)
     with backends.using("numpy", "fp32", numba=False) as plain, np.errstate(invalid="ignore"):
         y0, mask0 = plain.relu(x)                      # -inf * 0 is NaN, in both
         dx0 = plain.times_mask(dy, mask0)
@@ -287,14 +292,7 @@ def test_leaky_relu_kernels_give_numpys_bits(dtype, alpha, shape, view):
     """LeakyReLU's one-pass numba forward and backward against its NumPy formulas, bit for
     bit, signed zeros, infinities and NaN included."""
     from nn.layers import LeakyReLU
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal(shape).astype(dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
-    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, -3.0], dtype=dtype)
-    x.flat[:min(x.size, 6)] = specials[:x.size]
-    dy.flat[-min(dy.size, 6):] = specials[:dy.size]
-    if view:
-        x, dy = x.T, dy.T
+    x, dy = inputs_with_specials(shape, view, dtype, seed=1)
     results = []
     for numba in (False, True):
         with backends.using("numpy", "fp32", numba=numba) as B, np.errstate(invalid="ignore"):
@@ -358,6 +356,7 @@ def test_weight_gradient_through_chunked_product_matches_the_definition():
     np.testing.assert_allclose(layer.grads["W"], expected, rtol=1e-10, atol=1e-10)
 
 
+# -- CuPy missing ------------------------------------------------------------------------------
 def test_missing_cupy_raises_with_install_advice(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
     before = backends.current()

@@ -150,8 +150,13 @@ def test_parameter_errors(module):
 
 @functools.lru_cache(maxsize=None)
 def short_run(module_file):
-    """A seeded training run on 64 x 64 images (about 15 s on two cores): mAP@50 reaches
-    about 0.8 (the full practical: 0.9 on 128 x 128 images)."""
+    """A seeded training run on 64 x 64 images (about 18 s on one core): mAP@50 reaches
+    0.64 to 0.79 (the full practical: 0.9 on 128 x 128 images).
+
+    The run is chaotic: the last bits of its arithmetic (seeds, the order in which a
+    product's sums run) change the network it ends with. Measured over seeds 0-3: after 16
+    epochs mAP@50 0.54 to 0.69, after 24 epochs 0.64 to 0.79; :data:`SHORT_MAP` sits below
+    the second range."""
     from nn.course import load
 
     practical = load(module_file)
@@ -167,7 +172,7 @@ def short_run(module_file):
     return net, loss, test_images, test_targets
 
 
-SHORT_TRAIN, SHORT_EPOCHS = 1000, 16
+SHORT_TRAIN, SHORT_EPOCHS = 1000, 24
 
 
 @pytest.mark.student("build_network")     # with normalise and training_targets on the way
@@ -180,7 +185,7 @@ def test_short_training_run(module, report):
     assert mean >= SHORT_MAP, f"mAP@50 {mean:.2f} < {SHORT_MAP} after the short training run"
 
 
-SHORT_MAP = 0.6
+SHORT_MAP = 0.55
 
 
 @pytest.mark.student("choose_thresholds")
