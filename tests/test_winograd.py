@@ -303,3 +303,16 @@ def test_the_next_step_reuses_the_arrays_and_computes_the_same(fp64, numba_kerne
     layer.forward(rng.standard_normal((3, *shape[1:])))              # a new batch size
     V = layer.winograd_saved[0]
     assert V is not kept[0] and V.shape[2] == 3 * kept[0].shape[2] // 2
+
+
+def test_flat_slabs_sees_the_matrices_of_slabs_and_refuses_others():
+    """The 2D kernels read the ``T`` matrices as one flat buffer: matrix ``t`` starts at
+    ``t * step``, for skewed slabs and plain arrays alike; other layouts are refused."""
+    from nn.backends.cpu_kernels import _flat_slabs
+    for A in (winograd.slabs(5, 3, 7, np.float32), np.empty((5, 3, 7))):
+        A[...] = np.arange(A.size).reshape(A.shape)
+        buffer, step = _flat_slabs(A)
+        for t in range(5):
+            np.testing.assert_array_equal(buffer[t * step:t * step + 21], A[t].ravel())
+    with pytest.raises(ValueError, match="contiguous"):
+        _flat_slabs(np.empty((5, 7, 3)).transpose(0, 2, 1))
