@@ -438,36 +438,6 @@ def _input_tile(plane, r, q):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True, inline="always")
-def _output_tile(M, base, o, p):  # pragma: no cover (compiled)
-    """``A^T m A`` of ``m = M[base:base+16, o, p]``: the 2x2 outputs ``(y00, y01, y10, y11)``."""
-    a0, a1 = _at(M[base, o, p], M[base + 1, o, p], M[base + 2, o, p], M[base + 3, o, p])  # rows
-    b0, b1 = _at(M[base + 4, o, p], M[base + 5, o, p], M[base + 6, o, p], M[base + 7, o, p])
-    c0, c1 = _at(M[base + 8, o, p], M[base + 9, o, p], M[base + 10, o, p], M[base + 11, o, p])
-    e0, e1 = _at(M[base + 12, o, p], M[base + 13, o, p], M[base + 14, o, p], M[base + 15, o, p])
-    y00, y10 = _at(a0, b0, c0, e0)                                                        # columns
-    y01, y11 = _at(a1, b1, c1, e1)
-    return y00, y01, y10, y11
-
-
-@numba.njit(cache=True, inline="always")
-def _output_adjoint_tile(plane, r, q):  # pragma: no cover (compiled)
-    """``A g A^T`` of the 2x2 patch ``g = plane[r:r+2, q:q+2]`` (0 past the edge): 16 values."""
-    H, W = plane.shape
-    zero = plane.dtype.type(0)
-    g00 = plane[r, q]
-    g01 = plane[r, q + 1] if q + 1 < W else zero
-    g10 = plane[r + 1, q] if r + 1 < H else zero
-    g11 = plane[r + 1, q + 1] if r + 1 < H and q + 1 < W else zero
-    a0, a1, a2, a3 = _a(g00, g01)                                                         # rows
-    b0, b1, b2, b3 = _a(g10, g11)
-    v0, v4, v8, v12 = _a(a0, b0)                                                          # columns
-    v1, v5, v9, v13 = _a(a1, b1)
-    v2, v6, v10, v14 = _a(a2, b2)
-    v3, v7, v11, v15 = _a(a3, b3)
-    return (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
-
-
-@numba.njit(cache=True, inline="always")
 def _input_adjoint_tile(dV, base, c, p):  # pragma: no cover (compiled)
     """``B v B^T`` of ``v = dV[base:base+16, c, p]``: the 16 values to add onto a 4x4 patch."""
     a0, b0, c0, e0 = _b(dV[base, c, p], dV[base + 4, c, p], dV[base + 8, c, p], dV[base + 12, c, p])
@@ -543,83 +513,6 @@ def winograd_input_3d(xp, V):  # pragma: no cover (compiled)
                         _store16(V, 16, c, p, v1)
                         _store16(V, 32, c, p, v2)
                         _store16(V, 48, c, p, v3)
-
-
-@numba.njit(cache=True, inline="always")
-def _write_tile(plane, r, q, t, bias):  # pragma: no cover (compiled)
-    """``plane[r:r+2, q:q+2] = t + bias``, what fits of it (a last tile may stick out)."""
-    H, W = plane.shape
-    if r + 1 < H and q + 1 < W:                     # every tile but the last ones
-        plane[r, q], plane[r, q + 1] = t[0] + bias, t[1] + bias
-        plane[r + 1, q], plane[r + 1, q + 1] = t[2] + bias, t[3] + bias
-    else:
-        plane[r, q] = t[0] + bias
-        if q + 1 < W:
-            plane[r, q + 1] = t[1] + bias
-        if r + 1 < H:
-            plane[r + 1, q] = t[2] + bias
-
-
-@numba.njit(cache=True)
-def winograd_output_3d(M, b, y):  # pragma: no cover (compiled)
-    """``y (N, O, D, H, W)`` from ``M (64, O, P)``: each of the tile's four planes (``_output_tile``),
-    then ``A^T`` along d."""
-    N, O, D, H, W = y.shape
-    nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
-    for n in range(N):
-        for o in range(O):
-            for i in range(nd):
-                lower, upper = y[n, o, 2 * i], y[n, o, min(2 * i + 1, D - 1)]
-                for j in range(nh):
-                    for k in range(nw):
-                        p = ((n * nd + i) * nh + j) * nw + k
-                        o0, o1 = _output_tile(M, 0, o, p), _output_tile(M, 16, o, p)
-                        o2, o3 = _output_tile(M, 32, o, p), _output_tile(M, 48, o, p)
-                        a0, b0 = _at(o0[0], o1[0], o2[0], o3[0])
-                        a1, b1 = _at(o0[1], o1[1], o2[1], o3[1])
-                        a2, b2 = _at(o0[2], o1[2], o2[2], o3[2])
-                        a3, b3 = _at(o0[3], o1[3], o2[3], o3[3])
-                        _write_tile(lower, 2 * j, 2 * k, (a0, a1, a2, a3), b[o])
-                        if 2 * i + 1 < D:
-                            _write_tile(upper, 2 * j, 2 * k, (b0, b1, b2, b3), b[o])
-
-
-@numba.njit(cache=True)
-def winograd_output_adjoint_3d(dy, dM):  # pragma: no cover (compiled)
-    """``dM (64, O, P)`` from ``dy (N, O, D, H, W)``: the adjoint of :func:`winograd_output_3d`
-    (each plane by ``_output_adjoint_tile``, then ``A`` along d: ``(g0, g0 + g1, g0 - g1, -g1)``)."""
-    N, O, D, H, W = dy.shape
-    nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
-    zero = dM.dtype.type(0)
-    for n in range(N):
-        for o in range(O):
-            for i in range(nd):
-                lower, upper = dy[n, o, 2 * i], dy[n, o, min(2 * i + 1, D - 1)]
-                for j in range(nh):
-                    for k in range(nw):
-                        p = ((n * nd + i) * nh + j) * nw + k
-                        t0 = _output_adjoint_tile(lower, 2 * j, 2 * k)
-                        # a last tile sticking out along d: its second plane is zeros
-                        t1 = _output_adjoint_tile(upper, 2 * j, 2 * k) if 2 * i + 1 < D else \
-                            _zeros16(zero)
-                        minus = _zeros16(zero)
-                        # A along d is B^T-shaped arithmetic: (g0, g0+g1, g0-g1, -g1)
-                        s0, s1, s2, s3 = _along_d16(_a_as4, t0, t1, minus, minus)
-                        _store16(dM, 0, o, p, s0)
-                        _store16(dM, 16, o, p, s1)
-                        _store16(dM, 32, o, p, s2)
-                        _store16(dM, 48, o, p, s3)
-
-
-@numba.njit(cache=True, inline="always")
-def _a_as4(g0, g1, unused0, unused1):  # pragma: no cover (compiled)
-    """``_a`` with the four-argument signature of :func:`_along_d`."""
-    return _a(g0, g1)
-
-
-@numba.njit(cache=True, inline="always")
-def _zeros16(z):  # pragma: no cover (compiled)
-    return (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z)
 
 
 @numba.njit(cache=True)
@@ -746,7 +639,8 @@ def winograd_input_2d(xp, V):  # pragma: no cover (compiled)
 
 
 
-# The 2D output transform and the adjoints run on many tiles at once. Tile by tile, as the
+# The 2D output transform and the adjoints (and the 3D output transform and its adjoint, at
+# the end of this file) run on many tiles at once. Tile by tile, as the
 # kernels above, each tile is about 200 scalar instructions and 36 loads from 36 matrices;
 # here each step is a loop over every tile ``q`` of one channel whose body is the same
 # formula on contiguous rows (``M[t, o, :]``, one per position ``t``), which the compiler
@@ -758,7 +652,9 @@ def winograd_input_2d(xp, V):  # pragma: no cover (compiled)
 # tile against this: output transform 4.9 -> 2.4 ms, its adjoint 6.2 -> 1.8 ms, the input
 # transform's adjoint 3.1 -> 2.4 ms. The input transform itself stays tile by tile (above):
 # written this way (its tiles overlap, so their rows are first copied side by side) it took
-# 2.3 ms either way on that layer, and 1.5 against 1.0 ms on the 64 -> 128 one. The kernels
+# 2.3 ms either way on that layer, and 1.5 against 1.0 ms on the 64 -> 128 one. On the 3D
+# 8 -> 16 layer (8 cubes of 16^3): output transform 2.4 -> 1.1 ms, its adjoint 3.6 -> 0.9
+# ms; the 3D input transform and its adjoint stay tile by tile (not rewritten). The kernels
 # get the ``T`` matrices as one flat buffer and the distance between two of them
 # (:func:`_flat_slabs`): numba compiles the rows of a flat array as contiguous, but those
 # of the skewed ``(T, O, P)`` array (:func:`nn.backends.winograd.slabs`) as strided, which
@@ -798,6 +694,14 @@ def winograd_output_adjoint_2d(dy, dM):
     _winograd_output_adjoint_2d(dy, buffer, step)
 
 
+@numba.njit(cache=True, inline="always")
+def _six_rows(A, start, stride, P):  # pragma: no cover (compiled)
+    """``A[start + k stride :][:P]`` for ``k = 0..5``: six rows of the flat ``T`` matrices."""
+    return (A[start:start + P], A[start + stride:start + stride + P],
+            A[start + 2 * stride:start + 2 * stride + P], A[start + 3 * stride:start + 3 * stride + P],
+            A[start + 4 * stride:start + 4 * stride + P], A[start + 5 * stride:start + 5 * stride + P])
+
+
 @numba.njit(cache=True)
 def _winograd_output_2d(M, step, b, y):  # pragma: no cover (compiled)
     N, O, H, W = y.shape
@@ -808,10 +712,7 @@ def _winograd_output_2d(M, step, b, y):  # pragma: no cover (compiled)
     rows = np.empty((4, 4 * P), dtype=M.dtype)   # then along the columns: the output rows
     for o in range(O):
         for r in range(6):                      # row r of the 6x6 tiles: M[6 r + c, o, :]
-            s = 6 * r * step + o * P
-            m0, m1, m2 = M[s:s + P], M[s + step:s + step + P], M[s + 2 * step:s + 2 * step + P]
-            m3, m4 = M[s + 3 * step:s + 3 * step + P], M[s + 4 * step:s + 4 * step + P]
-            m5 = M[s + 5 * step:s + 5 * step + P]
+            m0, m1, m2, m3, m4, m5 = _six_rows(M, 6 * r * step + o * P, step, P)
             R0, R1, R2, R3 = R[r, 0], R[r, 1], R[r, 2], R[r, 3]
             for q in range(P):
                 R0[q], R1[q], R2[q], R3[q] = _at6((m0[q], m1[q], m2[q], m3[q], m4[q], m5[q]), f)
@@ -855,11 +756,8 @@ def _winograd_output_adjoint_2d(dy, dM, step):  # pragma: no cover (compiled)
                 R0[q], R1[q], R2[q], R3[q], R4[q], R5[q] = \
                     _a6((G[4 * q], G[4 * q + 1], G[4 * q + 2], G[4 * q + 3]), f)
         for c in range(6):                      # column c: dM[6 r + c, o, :] for the rows r
-            s = c * step + o * P
             s0, s1, s2, s3 = R[0, c], R[1, c], R[2, c], R[3, c]
-            k0, k1, k2 = dM[s:s + P], dM[s + 6 * step:s + 6 * step + P], dM[s + 12 * step:s + 12 * step + P]
-            k3, k4 = dM[s + 18 * step:s + 18 * step + P], dM[s + 24 * step:s + 24 * step + P]
-            k5 = dM[s + 30 * step:s + 30 * step + P]
+            k0, k1, k2, k3, k4, k5 = _six_rows(dM, c * step + o * P, 6 * step, P)
             for q in range(P):
                 k0[q], k1[q], k2[q], k3[q], k4[q], k5[q] = _a6((s0[q], s1[q], s2[q], s3[q]), f)
 
@@ -874,10 +772,7 @@ def _winograd_input_adjoint_2d(dV, step, dxp):  # pragma: no cover (compiled)
     rows = np.empty((6, 6 * P), dtype=dV.dtype)  # then along the columns: rows[a, 6 q + j]
     for c in range(C):
         for r in range(6):                      # row r of the 6x6 tiles: dV[6 r + j, c, :]
-            s = 6 * r * step + c * P
-            v0, v1, v2 = dV[s:s + P], dV[s + step:s + step + P], dV[s + 2 * step:s + 2 * step + P]
-            v3, v4 = dV[s + 3 * step:s + 3 * step + P], dV[s + 4 * step:s + 4 * step + P]
-            v5 = dV[s + 5 * step:s + 5 * step + P]
+            v0, v1, v2, v3, v4, v5 = _six_rows(dV, 6 * r * step + c * P, step, P)
             R0, R1, R2, R3, R4, R5 = R[r, 0], R[r, 1], R[r, 2], R[r, 3], R[r, 4], R[r, 5]
             for q in range(P):
                 R0[q], R1[q], R2[q], R3[q], R4[q], R5[q] = \
@@ -897,3 +792,106 @@ def _winograd_input_adjoint_2d(dV, step, dxp):  # pragma: no cover (compiled)
                     for k in range(nw):
                         for j in range(6):
                             row[4 * k + j] += source[6 * k + j]
+
+
+def winograd_output_3d(M, b, y):
+    """``y (N, O, D, H, W)`` from ``M (64, O, P)``: ``A^T`` along w, h, then d of every tile
+    (2x2x2 outputs, what fits of a last tile), plus ``b[o]``. Vectorised across tiles as the
+    2D kernels (:func:`winograd_output_2d`); same bits as tile by tile."""
+    buffer, step = _flat_slabs(M)
+    _winograd_output_3d(buffer, step, b, y)
+
+
+def winograd_output_adjoint_3d(dy, dM):
+    """``dM (64, O, P)`` from ``dy (N, O, D, H, W)``: the adjoint of :func:`winograd_output_3d`,
+    ``A`` along w, h, then d of every 2x2x2 tile (0 past the edge)."""
+    buffer, step = _flat_slabs(dM)
+    _winograd_output_adjoint_3d(dy, buffer, step)
+
+
+@numba.njit(cache=True, inline="always")
+def _cube_rows(cube, rows, first, bias, gather):  # pragma: no cover (compiled)
+    """Copy between ``cube (D, H, W)`` and ``rows[e, a, 2 q + x]``, the rows of its 2x2x2
+    tiles laid out side by side (tile ``q``, counted from ``first * nh * nw``; ``e``, ``a``
+    its plane and row, ``x`` the column): ``rows`` from ``cube`` when ``gather``, else
+    ``cube`` from ``rows`` plus ``bias``. What lies past the cube's edge is not touched."""
+    D, H, W = cube.shape
+    nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
+    for i in range(nd):
+        for e in range(min(2, D - 2 * i)):
+            plane = cube[2 * i + e]
+            for j in range(nh):
+                start = 2 * ((first + i) * nh + j) * nw
+                for a in range(min(2, H - 2 * j)):
+                    row, tiles = plane[2 * j + a], rows[e, a, start:start + W]
+                    if gather:
+                        for x in range(W):
+                            tiles[x] = row[x]
+                    else:
+                        for x in range(W):
+                            row[x] = tiles[x] + bias
+
+
+@numba.njit(cache=True)
+def _winograd_output_3d(M, step, b, y):  # pragma: no cover (compiled)
+    N, O, D, H, W = y.shape
+    nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
+    P = N * nd * nh * nw
+    R1 = np.empty((4, 4, 2, P), dtype=M.dtype)   # A^T along w: [d, h, w out]
+    R2 = np.empty((4, 2, 2, P), dtype=M.dtype)   # then along h: [d, h out, w out]
+    rows = np.empty((2, 2, 2 * P), dtype=M.dtype)  # then along d: rows[d out, h out, 2 q + w out]
+    for o in range(O):
+        for d in range(4):
+            for h in range(4):
+                s = (16 * d + 4 * h) * step + o * P
+                m0, m1 = M[s:s + P], M[s + step:s + step + P]
+                m2, m3 = M[s + 2 * step:s + 2 * step + P], M[s + 3 * step:s + 3 * step + P]
+                A0, A1 = R1[d, h, 0], R1[d, h, 1]
+                for q in range(P):
+                    A0[q], A1[q] = _at(m0[q], m1[q], m2[q], m3[q])
+        for d in range(4):
+            for w in range(2):
+                s0, s1, s2, s3 = R1[d, 0, w], R1[d, 1, w], R1[d, 2, w], R1[d, 3, w]
+                A0, A1 = R2[d, 0, w], R2[d, 1, w]
+                for q in range(P):
+                    A0[q], A1[q] = _at(s0[q], s1[q], s2[q], s3[q])
+        for h in range(2):
+            lower, upper = rows[0, h], rows[1, h]
+            for w in range(2):
+                s0, s1, s2, s3 = R2[0, h, w], R2[1, h, w], R2[2, h, w], R2[3, h, w]
+                for q in range(P):
+                    lower[2 * q + w], upper[2 * q + w] = _at(s0[q], s1[q], s2[q], s3[q])
+        for n in range(N):
+            _cube_rows(y[n, o], rows, n * nd, b[o], False)
+
+
+@numba.njit(cache=True)
+def _winograd_output_adjoint_3d(dy, dM, step):  # pragma: no cover (compiled)
+    N, O, D, H, W = dy.shape
+    nd, nh, nw = (D + 1) // 2, (H + 1) // 2, (W + 1) // 2
+    P = N * nd * nh * nw
+    rows = np.zeros((2, 2, 2 * P), dtype=dM.dtype)  # dy's rows, tile by tile (0 past the edge)
+    S1 = np.empty((2, 2, 4, P), dtype=dM.dtype)     # A along w: [d, h, w]
+    S2 = np.empty((2, 4, 4, P), dtype=dM.dtype)     # then along h
+    for o in range(O):
+        for n in range(N):
+            _cube_rows(dy[n, o], rows, n * nd, dM.dtype.type(0), True)
+        for e in range(2):
+            for a in range(2):
+                G, A0, A1, A2, A3 = rows[e, a], S1[e, a, 0], S1[e, a, 1], S1[e, a, 2], S1[e, a, 3]
+                for q in range(P):
+                    A0[q], A1[q], A2[q], A3[q] = _a(G[2 * q], G[2 * q + 1])
+        for e in range(2):
+            for w in range(4):
+                s0, s1 = S1[e, 0, w], S1[e, 1, w]
+                A0, A1, A2, A3 = S2[e, 0, w], S2[e, 1, w], S2[e, 2, w], S2[e, 3, w]
+                for q in range(P):
+                    A0[q], A1[q], A2[q], A3[q] = _a(s0[q], s1[q])
+        for h in range(4):
+            for w in range(4):
+                s = (4 * h + w) * step + o * P
+                s0, s1 = S2[0, h, w], S2[1, h, w]
+                k0, k1 = dM[s:s + P], dM[s + 16 * step:s + 16 * step + P]
+                k2, k3 = dM[s + 32 * step:s + 32 * step + P], dM[s + 48 * step:s + 48 * step + P]
+                for q in range(P):
+                    k0[q], k1[q], k2[q], k3[q] = _a(s0[q], s1[q])
