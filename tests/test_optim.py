@@ -45,11 +45,36 @@ def test_sgd_one_step(fp64):
     np.testing.assert_allclose(host(layer.params["W"]), [0.95, -1.9, 0.475, 2.8], rtol=1e-15)
 
 
-def test_sgd_does_not_modify_the_gradient(fp64):
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 0.1), (0.9, 0.0), (0.0, 0.0)])
+def test_sgd_does_not_modify_the_gradient(fp64, momentum, weight_decay):
     layer = FakeLayer(W=P0)
     layer.set_grad("W", GRADS[0])
-    SGD(lr=0.1, momentum=0.9, weight_decay=0.1).step([(layer, "W")])
+    for _ in range(2):
+        SGD(lr=0.1, momentum=momentum, weight_decay=weight_decay).step([(layer, "W")])
     np.testing.assert_array_equal(host(layer.grads["W"]), GRADS[0])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp64"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_in_place_gives_the_bits_of_the_formula(precision, momentum, monkeypatch):
+    """The CPU's in-place SGD step writes what :meth:`SGD._update` returns, bit for bit,
+    parameter and velocity, over several steps."""
+    backends.use("numpy", precision, seed=0)
+    rng = np.random.default_rng(5)
+    start = rng.standard_normal((7, 13))
+    grads = [rng.standard_normal((7, 13)) for _ in range(3)]
+    results = []
+    for in_place in (True, False):
+        if not in_place:
+            monkeypatch.setattr(SGD, "_update_in_place", lambda self, p, g, state: False)
+        layer, opt = FakeLayer(W=start), SGD(lr=0.03, momentum=momentum)
+        for g in grads:
+            layer.set_grad("W", g)
+            opt.step([(layer, "W")])
+        state = opt.state[layer]["W"]
+        results.append([host(layer.params["W"])] + [host(v) for v in state.values()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sgd_momentum_three_steps(fp64):
