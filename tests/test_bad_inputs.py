@@ -388,11 +388,11 @@ def test_bad_configurations_raise_config_errors(make, match):
 class InterruptedSGD(SGD):
     """SGD whose update of the second parameter receives a Ctrl-C (SIGINT)."""
 
-    def _update(self, p, g, state):
+    def _apply(self, xp, layer, name, g, keep):
         self.calls = getattr(self, "calls", 0) + 1
         if self.calls == 2:
             os.kill(os.getpid(), signal.SIGINT)
-        return super()._update(p, g, state)
+        return super()._apply(xp, layer, name, g, keep)
 
 
 def test_a_keyboard_interrupt_never_leaves_a_step_half_done():
