@@ -535,3 +535,15 @@ def test_state_of_a_deleted_layer_is_dropped(fp64):
     del layer
     gc.collect()
     assert len(opt.state) == 0  # a new layer can never inherit stale momentum
+
+
+def test_a_subclass_rewriting_sgds_rule_is_used(fp64):
+    """SGD's in-place step does not bypass a subclass's own ``_update``."""
+    class HalfSGD(SGD):
+        def _update(self, p, g, state):
+            return p - 0.5 * self.lr * g, {}
+    layer = FakeLayer(W=P0)
+    layer.set_grad("W", GRADS[0])
+    HalfSGD(lr=0.1).step([(layer, "W")])
+    np.testing.assert_allclose(host(layer.params["W"]), np.array(P0) - 0.05 * np.array(GRADS[0]),
+                               rtol=1e-15)
