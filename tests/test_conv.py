@@ -861,3 +861,27 @@ def test_per_example_products_match_the_definitions(precision, tol, ndim, in_sha
                                    atol=tol * np.abs(expected_dW).max())
         np.testing.assert_allclose(host(layer.grads["b"]), dy.sum(axis=(0, *range(2, dy.ndim))),
                                    rtol=tol, atol=tol * positions)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("stride", ["ones", "last-2", "first-2"])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_im2col_in_two_stages_equals_one_stage_and_the_definition(ndim, stride, dilation,
+                                                                    monkeypatch):
+    """Short output rows are copied in two stages (every tap along the last axis first);
+    the columns are the same values as one stage's and the definition's, for every kernel
+    shape up to 3 (widths of 1 included), with and without padding."""
+    from nn.backends import im2col as module
+    strides = {"ones": (1,) * ndim, "last-2": (1,) * (ndim - 1) + (2,),
+               "first-2": (2,) + (1,) * (ndim - 1)}[stride]
+    rng = np.random.default_rng(9)
+    for kernel in itertools.product((1, 2, 3), repeat=ndim):
+        for padding in ((0,) * ndim, (1,) * ndim):
+            x = rng.standard_normal((2, 3) + tuple(int(n) for n in rng.integers(6, 10, ndim)))
+            geometry = (kernel, strides, padding, (dilation,) * ndim)
+            monkeypatch.setattr(module, "TWO_STAGE_MAX_WIDTH", 24)
+            two = module.im2col(np, x, *geometry)
+            monkeypatch.setattr(module, "TWO_STAGE_MAX_WIDTH", 0)
+            one = module.im2col(np, x, *geometry)
+            np.testing.assert_array_equal(two, one)
+            np.testing.assert_array_equal(two, reference_im2col(x, *geometry))

@@ -122,9 +122,44 @@ def im2col(xp, x, kernel, stride, padding, dilation, out=None):
     else:
         check_columns_buffer(out, (C * math.prod(kernel), N * math.prod(size)), x.dtype)
         cols = out.reshape(C, *kernel, N, *size)               # a view: out is contiguous
-    for offset in offsets(kernel):
-        cols[(slice(None), *offset)] = xt[(slice(None), slice(None)) + tap(offset, size, stride, dilation)]
+    if (len(kernel) >= 2 and kernel[-1] > 1 and stride[-2] == 1
+            and size[-1] <= TWO_STAGE_MAX_WIDTH):
+        _taps_in_two_stages(xp, xt, cols, kernel, stride, dilation, size)
+    else:
+        for offset in offsets(kernel):
+            cols[(slice(None), *offset)] = xt[(slice(None), slice(None)) + tap(offset, size, stride, dilation)]
     return cols.reshape(C * math.prod(kernel), N * math.prod(size))
+
+
+#: :func:`im2col` copies in two stages when output rows are at most this wide (and the stride
+#: along the axis before the last is 1)
+TWO_STAGE_MAX_WIDTH = 24
+
+
+def _taps_in_two_stages(xp, xt, cols, kernel, stride, dilation, size):
+    """Fill ``cols (C, *K, N, *size)`` from ``xt (C, N, *S_padded)``: first every tap along
+    the last axis, ``xw[:, j] = xt[..., j*d : ... : s]`` (all rows of the padded input, each
+    cut to the ``OW`` positions of tap ``j``), then every tap along the other axes, whose
+    ``OH`` consecutive rows of ``xw`` are one contiguous block.
+
+    Speed: the same copies as one stage, in longer runs. One stage copies ``OW`` values at a
+    time, ``C*K*N*OH`` times; a short row (LeNet-like 6 -> 16: 10 values) costs about as much
+    to start as to copy. Here the second stage, which moves nearly everything, copies
+    ``OH*OW`` values at a time. Measured (2-core VM): LeNet-like 6 -> 16, batch 64, 0.55 ->
+    0.32 ms; the same for ``predict``'s 256 images 2.11 -> 1.23 ms; 8 channels, 5x5 kernel
+    on 16 x 16, 0.71 -> 0.43 ms. From rows of about 28 on the extra stage costs more than it
+    saves (32: 1.54 -> 2.04 ms), hence :data:`TWO_STAGE_MAX_WIDTH`; with a stride along the
+    second-last axis the blocks are not contiguous (the decoder's stride 2: 1.54 -> 2.11 ms).
+    """
+    C, N = xt.shape[:2]
+    KW, sw, dw, OW = kernel[-1], stride[-1], dilation[-1], size[-1]
+    xw = xp.empty((C, KW, N) + tuple(xt.shape[2:-1]) + (OW,), dtype=xt.dtype)
+    for j in range(KW):
+        xw[:, j] = xt[..., j * dw:j * dw + sw * (OW - 1) + 1:sw]
+    for offset in offsets(kernel[:-1]):
+        rows = (slice(None), slice(None)) + tap(offset, size[:-1], stride[:-1], dilation[:-1])
+        for j in range(KW):
+            cols[(slice(None), *offset, j)] = xw[(slice(None), j) + rows[1:]]
 
 
 def check_columns_buffer(out, shape, dtype) -> None:
