@@ -62,6 +62,99 @@ def col2im(cols, stride, dilation, xt):  # pragma: no cover (compiled)
                                         target[u + ow * sw] += source[ow]
 
 
+# -- the batch-last layout: columns (C, *K, *out, N), the example index innermost ------------------
+# In im2col's layout ``(C*K, N*L)`` a kernel offset of one example is a run of ``OW`` values
+# (an output row); on small images (rows of 7 to 10) a kernel spends more time starting
+# runs than adding numbers, about 1 ns per value. With the batch innermost (the layout of
+# cuda-convnet, Krizhevsky's "CHWN") every output position is a run of ``N`` values, the
+# same for every position: the compiler vectorises it. The two kernels below also do the
+# transposition between ``(N, C, *S)`` and the batch-last plane, one channel at a time in
+# the cache, where NumPy would need a pass over the whole array.
+@numba.njit(cache=True)
+def col2im_batch_last(cols, stride, dilation, padding, bias, plane, x):  # pragma: no cover
+    """``x (N, C, D, H, W) = col2im(cols) + bias``, from ``cols (C, KD, KH, KW, OD, OH, OW,
+    N)``; ``plane (Dp, Hp, Wp, N)``: scratch for one padded channel; ``bias (C,)`` or empty.
+
+    Per channel: every column entry is added onto the padded plane (runs of ``N``), then the
+    plane's interior is written out, example by example, into ``x[:, c]``.
+    """
+    C, KD, KH, KW, OD, OH, OW, N = cols.shape
+    D, H, W = x.shape[2:]
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    pd, ph, pw = padding
+    for c in range(C):
+        plane[...] = 0
+        for kd in range(KD):
+            for kh in range(KH):
+                for kw in range(KW):
+                    for od in range(OD):
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                source = cols[c, kd, kh, kw, od, oh, ow]
+                                target = plane[od * sd + kd * dd, oh * sh + kh * dh,
+                                               ow * sw + kw * dw]
+                                for n in range(N):
+                                    target[n] += source[n]
+        b = bias[c] if bias.size else plane.dtype.type(0)
+        for n in range(N):
+            for z in range(D):
+                for r in range(H):
+                    for q in range(W):
+                        x[n, c, z, r, q] = plane[z + pd, r + ph, q + pw, n] + b
+
+
+@numba.njit(cache=True)
+def im2col_batch_last(x, stride, dilation, padding, plane, cols):  # pragma: no cover
+    """``cols (C, KD, KH, KW, OD, OH, OW, N) = im2col(x (N, C, D, H, W))``; ``plane (Dp, Hp,
+    Wp, N)``: scratch for one padded channel (its border stays zero).
+
+    Per channel: ``x[:, c]`` is written into the plane's interior, then every kernel offset
+    of every output position copies a run of ``N`` values out of it.
+    """
+    C, KD, KH, KW, OD, OH, OW, N = cols.shape
+    D, H, W = x.shape[2:]
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    pd, ph, pw = padding
+    plane[...] = 0
+    for c in range(C):
+        for n in range(N):
+            for z in range(D):
+                for r in range(H):
+                    for q in range(W):
+                        plane[z + pd, r + ph, q + pw, n] = x[n, c, z, r, q]
+        for kd in range(KD):
+            for kh in range(KH):
+                for kw in range(KW):
+                    for od in range(OD):
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                source = plane[od * sd + kd * dd, oh * sh + kh * dh,
+                                               ow * sw + kw * dw]
+                                target = cols[c, kd, kh, kw, od, oh, ow]
+                                for n in range(N):
+                                    target[n] = source[n]
+
+
+@numba.njit(cache=True)
+def from_batch_last(Y, bias, y):  # pragma: no cover (compiled)
+    """``y (N, O, L) = Y (O, L, N) + bias``; ``bias (O,)`` or empty.
+
+    A transposition, in blocks of 16 positions: each example's 16 outputs are one short
+    contiguous write, and the 16 rows of ``Y`` they come from stay in the cache while every
+    example is served (NumPy's strided copy reads ``Y`` with a step of ``N`` per value).
+    """
+    O, L, N = Y.shape
+    for o in range(O):
+        b = bias[o] if bias.size else Y.dtype.type(0)
+        for start in range(0, L, 16):
+            stop = min(start + 16, L)
+            for n in range(N):
+                for l in range(start, stop):
+                    y[n, o, l] = Y[o, l, n] + b
+
+
 @functools.lru_cache(maxsize=256)
 def window_offsets(kernel, plane_shape) -> np.ndarray:
     """Flat offsets, inside one ``(D, H, W)`` plane, of every kernel position (C order).

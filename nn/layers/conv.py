@@ -10,7 +10,7 @@ import math
 import numbers
 
 from .. import backends
-from ..backends import winograd
+from ..backends import batch_last, winograd
 from ..backends.im2col import batch_chunks, output_shape
 from ..errors import ConfigError
 from . import init as initializers
@@ -261,8 +261,15 @@ class ConvND(WeightedWindow, abstract=True):
         self.winograd_saved = None
         self.W2 = self.weight("W").reshape(self.out_channels, -1)   # (O, C*K)
         y = B.xp.empty((x.shape[0], self.out_channels, *out), dtype=B.dtype)
+        # the columns' layout: (C*K, n*L), or batch-last (C*K, L*n) where it is faster
+        kernels = B.numba_kernels()
+        self.batch_last = (math.prod(out) < PER_EXAMPLE_MIN_POSITIONS
+                           and batch_last.im2col_applies(kernels, x, out, *self.W2.shape[::-1]))
         for chunk, X in self._columns(x, out):                        # X: (C*K, n*L)
-            product_batch_first(self.W2, X, b, out=y[chunk])          # y = W @ X + b
+            if self.batch_last:                                       # y = W @ X + b
+                batch_last.from_batch_last(kernels, B.matmul(self.W2, X), b, y[chunk])
+            else:
+                product_batch_first(self.W2, X, b, out=y[chunk])
         self.y_shape = y.shape
         return y
 
@@ -272,19 +279,32 @@ class ConvND(WeightedWindow, abstract=True):
         if self.winograd_saved is not None:
             return self._winograd_backward(dy, input_grad)
         xp = B.xp
+        kernels = B.numba_kernels()
         dW = None
         dx = xp.empty(self.x.shape, dtype=B.dtype) if input_grad else None
         for chunk, X in self._saved_columns():
-            dY = channels_first(dy[chunk]) if input_grad else None             # (O, n*L)
-            if self.trainable:
-                part = weight_product(X, dy[chunk], dY)                        # dY @ X.T
+            # dY: dy as the matrix (O, n*L), or batch-last (O, L*n) for the batch-last
+            # columns and col2im (module nn.backends.batch_last)
+            dx_batch_last = input_grad and batch_last.col2im_applies(kernels, dy[chunk],
+                                                                     *self.W2.shape[::-1])
+            dY = dY_last = None
+            if self.batch_last or dx_batch_last:
+                dY_last = batch_last.to_batch_last(dy[chunk])
+            if input_grad and not dx_batch_last:
+                dY = channels_first(dy[chunk])
+            if self.trainable:                                                 # dY @ X.T
+                part = (B.matmul(X, dY_last.T).T if self.batch_last
+                        else weight_product(X, dy[chunk], dY))
                 if dW is None:          # one pass: laid out (O, C*K), in the parameter dtype
                     dW = xp.ascontiguousarray(part, dtype=B.param_dtype)
                 else:                   # the next chunks of the batch
                     dW += part
-            if input_grad:
+            if dx_batch_last:                                                  # col2im(W.T @ dY)
+                batch_last.col2im(kernels, B.matmul(self.W2.T, dY_last), dx[chunk],
+                                  *self._geometry())
+            elif input_grad:
                 dx[chunk] = B.col2im(B.matmul(self.W2.T, dY), chunk_shape(self.x, chunk),
-                                     *self._geometry())                          # col2im(W.T @ dY)
+                                     *self._geometry())
         if self.trainable:
             self.set_grad("W", dW.reshape(self.params["W"].shape))
             if self.bias:
@@ -343,17 +363,22 @@ class ConvND(WeightedWindow, abstract=True):
                 or spare.dtype != x.dtype):
             spare = None
         for chunk in self.chunks:
-            X = B.im2col(x[chunk], *self._geometry(), out=spare)
+            X = self._im2col(x[chunk], out=spare)
             if len(self.chunks) == 1:
                 self.cols = X
             yield chunk, X
 
     def _saved_columns(self):
         """The columns of :meth:`_columns` again, kept or recomputed."""
-        B = backends.current()
         for chunk in self.chunks:
-            yield chunk, (self.cols if self.cols is not None
-                          else B.im2col(self.x[chunk], *self._geometry()))
+            yield chunk, (self.cols if self.cols is not None else self._im2col(self.x[chunk]))
+
+    def _im2col(self, x, out=None):
+        """The columns of ``x``, in the layout this forward chose (``self.batch_last``)."""
+        B = backends.current()
+        if self.batch_last:
+            return batch_last.im2col(B.numba_kernels(), x, *self._geometry(), out=out)
+        return B.im2col(x, *self._geometry(), out=out)
 
     def output_shape(self, input_shape):
         spatial = spatial_shape(self, ("N", *input_shape), self.in_channels, self.ndim)

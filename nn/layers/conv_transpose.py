@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from .. import backends
+from ..backends import batch_last
 from ..backends.im2col import transposed_size
 from ..errors import ConfigError, ShapeError
 from .conv import WeightedWindow, channels_first, ntuple, spatial_shape
@@ -70,12 +71,22 @@ class ConvTransposeND(WeightedWindow, abstract=True):
         self.W2 = self.weight("W").reshape(self.in_channels, -1)     # (C, O*K)
         self.chunks = self._chunks(x, self.W2.shape[1] * math.prod(spatial))
         y = B.xp.empty((N, O, *out), dtype=B.dtype)
-        for chunk in self.chunks:
+        b = self.weight("b") if self.bias else None
+        kernels = B.numba_kernels()
+        self.X_last = {}        # x[chunk] batch-last, kept for backward
+        for i, chunk in enumerate(self.chunks):
+            if batch_last.col2im_applies(kernels, x[chunk], *self.W2.shape[::-1]):
+                X = batch_last.to_batch_last(x[chunk])                 # (C, L*n), batch-last
+                batch_last.col2im(kernels, B.matmul(self.W2.T, X), y[chunk], *self._geometry(),
+                                  bias=b)                              # col2im(W.T @ X) + b
+                if train and self._backward_batch_last(x[chunk]):
+                    self.X_last[i] = X
+                continue
             X = channels_first(x[chunk])                               # (C, n*L)
             y[chunk] = B.col2im(B.matmul(self.W2.T, X), (chunk.stop - chunk.start, O, *out),
-                                *self._geometry())                     # col2im(W.T @ X)
-        if self.bias:
-            y += self.weight("b").reshape((-1,) + (1,) * self.ndim)
+                                *self._geometry())
+            if b is not None:
+                y[chunk] += b.reshape((-1,) + (1,) * self.ndim)
         self.y_shape = y.shape
         return y
 
@@ -86,7 +97,16 @@ class ConvTransposeND(WeightedWindow, abstract=True):
         C = self.in_channels
         dW = xp.zeros(self.W2.shape, dtype=B.param_dtype)
         dx = xp.empty(self.x.shape, dtype=B.dtype) if input_grad else None
-        for chunk in self.chunks:
+        kernels = B.numba_kernels()
+        for i, chunk in enumerate(self.chunks):
+            X = self.X_last.get(i)                                     # x batch-last, kept
+            if X is not None:
+                dY = batch_last.im2col(kernels, dy[chunk], *self._geometry())   # (O*K, L*n)
+                if self.trainable:
+                    dW += B.matmul(X, dY.T)
+                if input_grad:
+                    batch_last.from_batch_last(kernels, B.matmul(self.W2, dY), None, dx[chunk])
+                continue
             dY = B.im2col(dy[chunk], *self._geometry())                # (O*K, n*L)
             if self.trainable:
                 dW += B.matmul(channels_first(self.x[chunk]), dY.T)    # dW = X @ dY.T
@@ -98,6 +118,12 @@ class ConvTransposeND(WeightedWindow, abstract=True):
             if self.bias:
                 self.set_grad("b", self._bias_grad(dy))
         return dx
+
+    def _backward_batch_last(self, x) -> bool:
+        """Whether backward runs batch-last (:mod:`nn.backends.batch_last`) for the chunk ``x``
+        (then forward keeps ``x`` batch-last for it): im2col's columns are those of ``dy``."""
+        return batch_last.im2col_applies(backends.current().numba_kernels(), x, x.shape[2:],
+                                         *self.W2.shape[::-1])
 
     def output_shape(self, input_shape):
         spatial = spatial_shape(self, ("N", *input_shape), self.in_channels, self.ndim)
