@@ -39,6 +39,12 @@ def col2im(cols, stride, dilation, xt):  # pragma: no cover (compiled)
 
     One output row ``(od, oh)`` of one kernel offset is a run of ``OW`` values added to a
     row of ``xt`` with step ``sw``: the innermost loop, contiguous when ``sw == 1``.
+
+    Speed: the run is taken as a view, ``row[u : u + OW]``, and indexed by the loop counter
+    alone. Indexed as ``row[u + ow]``, numba must allow for a negative index (Python's "from
+    the end"), and the check in the loop keeps the compiler from vectorising it: the 1D
+    spectra's 16 -> 32 input gradient (rows of 924) took 1.43 ms written so, 0.38 ms with
+    views; LeNet-like 6 -> 16 (rows of 10) 0.79 -> 0.53 ms.
     """
     C, KD, KH, KW, N, OD, OH, OW = cols.shape
     sd, sh, sw = stride
@@ -47,19 +53,16 @@ def col2im(cols, stride, dilation, xt):  # pragma: no cover (compiled)
         for kd in range(KD):
             for kh in range(KH):
                 for kw in range(KW):
+                    u = kw * dw
                     for n in range(N):
                         for od in range(OD):
                             z = od * sd + kd * dd
                             for oh in range(OH):
-                                target = xt[c, n, z, oh * sh + kh * dh]
+                                row = xt[c, n, z, oh * sh + kh * dh]
+                                target = row[u:u + sw * (OW - 1) + 1:sw]
                                 source = cols[c, kd, kh, kw, n, od, oh]
-                                u = kw * dw
-                                if sw == 1:      # lets the compiler vectorize the common case
-                                    for ow in range(OW):
-                                        target[u + ow] += source[ow]
-                                else:
-                                    for ow in range(OW):
-                                        target[u + ow * sw] += source[ow]
+                                for ow in range(OW):
+                                    target[ow] += source[ow]
 
 
 # -- the batch-last layout: columns (C, *K, *out, N), the example index innermost ------------------
