@@ -100,11 +100,13 @@ def col2im_batch_last(cols, stride, dilation, padding, bias, plane, x):  # pragm
                                 for n in range(N):
                                     target[n] += source[n]
         b = bias[c] if bias.size else plane.dtype.type(0)
-        for n in range(N):
-            for z in range(D):
-                for r in range(H):
+        for z in range(D):
+            for r in range(H):
+                source = plane[z + pd, r + ph, pw:pw + W]           # (W, N), a view
+                for n in range(N):
+                    target = x[n, c, z, r]
                     for q in range(W):
-                        x[n, c, z, r, q] = plane[z + pd, r + ph, q + pw, n] + b
+                        target[q] = source[q, n] + b
 
 
 @numba.njit(cache=True)
@@ -122,11 +124,13 @@ def im2col_batch_last(x, stride, dilation, padding, plane, cols):  # pragma: no 
     pd, ph, pw = padding
     plane[...] = 0
     for c in range(C):
-        for n in range(N):
-            for z in range(D):
-                for r in range(H):
+        for z in range(D):
+            for r in range(H):
+                target = plane[z + pd, r + ph, pw:pw + W]           # (W, N), a view
+                for n in range(N):
+                    source = x[n, c, z, r]
                     for q in range(W):
-                        plane[z + pd, r + ph, q + pw, n] = x[n, c, z, r, q]
+                        target[q, n] = source[q]
         for kd in range(KD):
             for kh in range(KH):
                 for kw in range(KW):
@@ -152,10 +156,11 @@ def from_batch_last(Y, bias, y):  # pragma: no cover (compiled)
     for o in range(O):
         b = bias[o] if bias.size else Y.dtype.type(0)
         for start in range(0, L, 16):
-            stop = min(start + 16, L)
+            source = Y[o, start:start + 16]                          # (16, N), a view
             for n in range(N):
-                for l in range(start, stop):
-                    y[n, o, l] = Y[o, l, n] + b
+                target = y[n, o, start:start + 16]
+                for l in range(target.shape[0]):
+                    target[l] = source[l, n] + b
 
 
 @functools.lru_cache(maxsize=256)
