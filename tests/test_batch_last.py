@@ -131,11 +131,12 @@ def test_where_it_applies(fp32):
     assert batch_last.im2col_applies(k, x, (10, 10), 150, 16)
     assert not batch_last.im2col_applies(None, x, (10, 10), 150, 16)            # no numba
     assert not batch_last.im2col_applies(k, x[:15], (10, 10), 150, 16)         # batch < 16
-    assert batch_last.col2im_applies(k, x[:8], 150, 16)                         # col2im: 8
-    assert not batch_last.col2im_applies(k, x[:7], 150, 16)
+    assert batch_last.col2im_applies(k, x[:8], (10, 10), 150, 16)              # col2im: 8
+    assert not batch_last.col2im_applies(k, x[:7], (10, 10), 150, 16)
     assert not batch_last.im2col_applies(k, x, (10, 33), 150, 16)              # long rows
+    assert not batch_last.col2im_applies(k, x, (10, 33), 150, 16)
     assert not batch_last.im2col_applies(k, x, (10, 10), 27, 16)               # 27 < 2 * 16
-    assert not batch_last.col2im_applies(k, x.astype(np.float16), 150, 16)     # "mixed"
+    assert not batch_last.col2im_applies(k, x.astype(np.float16), (10, 10), 150, 16)  # mixed
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp64"])

@@ -32,9 +32,9 @@ spectra 32 x 16 x 930, k7 (1D)              0.42 -> 0.72    1.59 -> 0.90
 4 x 16 x 14^2, k3 p1 (batch of 4)           0.05 -> 0.10    0.09 -> 0.09
 =========================================  ==============  ==============
 
-Hence where the layers use it (:func:`col2im_applies`, :func:`im2col_applies`): col2im from
-:data:`MIN_EXAMPLES` examples on, im2col from :data:`IM2COL_MIN_EXAMPLES` examples and on
-output rows of at most :data:`IM2COL_MAX_WIDTH` values. CPU with numba only, in float32 and
+Hence where the layers use it (:func:`col2im_applies`, :func:`im2col_applies`): on output
+rows of at most :data:`MAX_WIDTH` values, col2im from :data:`MIN_EXAMPLES` examples on,
+im2col from :data:`IM2COL_MIN_EXAMPLES`. CPU with numba only, in float32 and
 float64 (``"mixed"`` keeps the reference path's float16 rounding).
 """
 from __future__ import annotations
@@ -47,28 +47,28 @@ from .im2col import as_3d, check_columns_buffer, output_shape, shape_3d
 
 #: col2im runs batch-last from this many examples on ...
 MIN_EXAMPLES = 8
-#: ... when the columns have at least this many times as many rows as the matrix whose
+#: ... on output rows (the last spatial axis of the window positions) of at most this many
+#: values: longer rows are long runs in the example-by-example layout too ...
+MAX_WIDTH = 32
+#: ... and when the columns have at least this many times as many rows as the matrix whose
 #: layout changes with them (a convolution's ``C*K`` against its ``O`` outputs): the
 #: transposition of the other operand must be small beside the columns' gain
 MIN_ROWS_RATIO = 2
-#: im2col runs batch-last from this many examples on ...
+#: im2col runs batch-last under the same conditions from this many examples on
 IM2COL_MIN_EXAMPLES = 16
-#: ... on output rows (the last spatial axis) of at most this many positions
-IM2COL_MAX_WIDTH = 32
 
 
-def col2im_applies(kernels, a, rows: int, other: int) -> bool:
-    """Whether :func:`col2im` runs for the batch ``a (n, C, *S)``: ``kernels``, the backend's
-    numba kernels or None; ``rows``, the columns' rows; ``other``, the rows of the matrix
-    transposed with them."""
+def col2im_applies(kernels, a, out, rows: int, other: int) -> bool:
+    """Whether :func:`col2im` runs for the batch ``a (n, C, *S)`` whose window positions
+    are ``out``: ``kernels``, the backend's numba kernels or None; ``rows``, the columns'
+    rows; ``other``, the rows of the matrix transposed with them."""
     return (kernels is not None and a.dtype in kernels.DTYPES and a.shape[0] >= MIN_EXAMPLES
-            and rows >= MIN_ROWS_RATIO * other)
+            and out[-1] <= MAX_WIDTH and rows >= MIN_ROWS_RATIO * other)
 
 
 def im2col_applies(kernels, a, out, rows: int, other: int) -> bool:
     """Whether :func:`im2col` runs for the batch ``a (n, C, *S)`` with outputs ``out``."""
-    return (col2im_applies(kernels, a, rows, other) and a.shape[0] >= IM2COL_MIN_EXAMPLES
-            and out[-1] <= IM2COL_MAX_WIDTH)
+    return col2im_applies(kernels, a, out, rows, other) and a.shape[0] >= IM2COL_MIN_EXAMPLES
 
 
 def to_batch_last(a):

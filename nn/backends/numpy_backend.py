@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from .base import Backend
-from .im2col import as_3d, output_shape, shape_3d, unpad
+from .im2col import as_3d, output_shape, shape_3d
 
 
 @functools.lru_cache(maxsize=None)
@@ -274,10 +274,15 @@ class NumpyBackend(Backend):
         N, C = x_shape[:2]
         out = output_shape(x_shape[2:], kernel, stride, padding, dilation)
         padded = tuple(n + 2 * p for n, p in zip(x_shape[2:], padding))
-        xt = np.zeros((C, N, *as_3d(padded)), dtype=cols.dtype)
+        # batch first, as the result: without padding the kernel writes the result itself
+        xt = np.zeros((N, C, *as_3d(padded)), dtype=cols.dtype)
         cpu_kernels.col2im(np.ascontiguousarray(cols).reshape(C, *as_3d(kernel), N, *as_3d(out)),
                            as_3d(stride), as_3d(dilation), xt)
-        return unpad(np, xt.reshape(C, N, *padded), padding)
+        xt = xt.reshape(N, C, *padded)
+        if not any(padding):
+            return xt
+        inner = tuple(slice(p, n - p) for p, n in zip(padding, padded))
+        return np.ascontiguousarray(xt[(slice(None), slice(None)) + inner])
 
     def maxpool(self, x, kernel, stride):
         if self._float16_through_float32(x):

@@ -290,8 +290,8 @@ class ConvND(WeightedWindow, abstract=True):
         for chunk, X in self._saved_columns():
             # dY: dy as the matrix (O, n*L), or batch-last (O, L*n) for the batch-last
             # columns and col2im (module nn.backends.batch_last)
-            dx_batch_last = input_grad and batch_last.col2im_applies(kernels, dy[chunk],
-                                                                     *self.W2.shape[::-1])
+            dx_batch_last = input_grad and batch_last.col2im_applies(
+                kernels, dy[chunk], dy.shape[2:], *self.W2.shape[::-1])
             dY = dY_last = None
             if self.batch_last or dx_batch_last:
                 dY_last = batch_last.to_batch_last(dy[chunk])

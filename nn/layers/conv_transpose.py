@@ -83,7 +83,7 @@ class ConvTransposeND(WeightedWindow, abstract=True):
         kernels = B.numba_kernels()
         self.X_last = {}        # x[chunk] batch-last, kept for backward
         for i, chunk in enumerate(self.chunks):
-            if batch_last.col2im_applies(kernels, x[chunk], *self.W2.shape[::-1]):
+            if batch_last.col2im_applies(kernels, x[chunk], x.shape[2:], *self.W2.shape[::-1]):
                 X = batch_last.to_batch_last(x[chunk])                 # (C, L*n), batch-last
                 batch_last.col2im(kernels, B.matmul(self.W2.T, X), y[chunk], *self._geometry(),
                                   bias=b)                              # col2im(W.T @ X) + b
