@@ -1,5 +1,6 @@
-"""The batch-last columns (nn.backends.batch_last): the kernels against the reference im2col
-and col2im, and the convolutions that use them against the definitions and finite differences."""
+"""The columns' faster layouts: batch-last (nn.backends.batch_last) and one block per example
+(nn.layers.conv.columns_per_example), against the reference im2col and col2im, and the
+convolutions that use them against the definitions and finite differences."""
 from __future__ import annotations
 
 import math
@@ -54,6 +55,21 @@ def test_im2col_is_the_reference_columns_reordered(fp64, dtype, x_shape, kernel,
     assert cols.dtype == dtype and cols.flags.c_contiguous
     np.testing.assert_array_equal(batch_first(cols, x_shape[0]),
                                   reference_im2col(x, kernel, stride, padding, dilation))
+
+
+@each_geometry
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_columns_per_example_are_the_reference_columns_in_blocks(fp64, dtype, x_shape, kernel,
+                                                                 stride, padding, dilation):
+    """``nn.layers.conv.columns_per_example``: example n's ``(C*K, L)`` block, contiguous."""
+    from nn.layers.conv import columns_per_example
+    x = np.random.default_rng(13).standard_normal(x_shape).astype(dtype)
+    n = x_shape[0]
+    blocks = columns_per_example(kernels(), x, kernel, stride, padding, dilation)
+    expected = reference_im2col(x, kernel, stride, padding, dilation)     # (C*K, n*L)
+    assert blocks.dtype == dtype and blocks.flags.c_contiguous
+    np.testing.assert_array_equal(blocks,
+                                  expected.reshape(expected.shape[0], n, -1).swapaxes(0, 1))
 
 
 @each_geometry
@@ -143,17 +159,19 @@ def test_where_it_applies(fp32):
 def test_conv_chooses_the_layout_by_geometry(precision):
     backends.use("numpy", precision, seed=0)
     rng = np.random.default_rng(4)
-    cases = [(Conv2D(6, 16, 5), (16, 6, 14, 14), True),       # LeNet-like: short rows
-             (Conv2D(6, 16, 5), (15, 6, 14, 14), False),      # a batch under 16
-             (Conv2D(3, 64, 3, padding=1), (16, 3, 12, 12), False),   # C*K = 27 < 2 * 64
-             (Conv1D(4, 8, 5), (16, 4, 40), False)]           # rows of 36 values
+    cases = [(Conv2D(6, 16, 5), (16, 6, 14, 14), "batch_last"),      # LeNet-like: short rows
+             (Conv2D(6, 16, 5), (15, 6, 14, 14), "rows"),            # a batch under 16
+             (Conv2D(3, 64, 3, padding=1), (16, 3, 12, 12), "rows"),  # C*K = 27 < 2 * 64
+             (Conv1D(4, 8, 5), (16, 4, 40), "rows"),                  # rows of 36 values
+             (Conv2D(1, 6, 5, padding=2), (4, 1, 28, 28), "per_example"),  # 784 positions
+             (Conv1D(2, 3, 5), (3, 2, 9000), "rows")]                 # 8996 > 8192 positions
     for layer, shape, expected in cases:
         layer.forward(rng.standard_normal(shape), train=True)
-        assert layer.batch_last is expected, (layer, shape)
+        assert layer.layout == expected, (layer, shape)
     backends.use("numpy", "mixed", seed=0)
     layer = Conv2D(6, 16, 5)
     layer.forward(rng.standard_normal((16, 6, 14, 14)), train=True)
-    assert layer.batch_last is False                          # float16 keeps the reference
+    assert layer.layout == "rows"                             # float16 keeps the reference
 
 
 # -- the layers through it, against the definitions ----------------------------------------------
@@ -180,7 +198,7 @@ each_layer = pytest.mark.parametrize("make, shape", LAYERS.values(), ids=LAYERS.
 def assert_batch_last_ran(layer):
     """The layer's last forward (and its backward) went through the batch-last columns."""
     if isinstance(layer, (Conv1D, Conv2D, Conv3D)):
-        assert layer.batch_last
+        assert layer.layout == "batch_last"
     else:
         assert layer.X_last                       # kept for the batch-last backward
 

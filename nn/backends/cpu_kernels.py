@@ -169,6 +169,36 @@ def from_batch_last(Y, bias, y):  # pragma: no cover (compiled)
                     target[l] = source[l, n] + b
 
 
+@numba.njit(cache=True)
+def im2col_per_example(xp, stride, dilation, cols):  # pragma: no cover (compiled)
+    """``cols (N, C, KD, KH, KW, OD, OH, OW)``: the columns of each example of the padded
+    ``xp (N, C, Dp, Hp, Wp)`` in a block of its own (``cols[n]`` is example ``n``'s
+    ``(C*K, L)`` matrix, contiguous). Each output row of a kernel offset is one run of ``OW``
+    values, copied through views (contiguous ones when ``sw == 1``) so that it vectorises.
+    """
+    N, C, KD, KH, KW, OD, OH, OW = cols.shape
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    for n in range(N):
+        for c in range(C):
+            for kd in range(KD):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        u = kw * dw
+                        for od in range(OD):
+                            for oh in range(OH):
+                                row = xp[n, c, od * sd + kd * dd, oh * sh + kh * dh]
+                                target = cols[n, c, kd, kh, kw, od, oh]
+                                if sw == 1:
+                                    source = row[u:u + OW]
+                                    for ow in range(OW):
+                                        target[ow] = source[ow]
+                                else:
+                                    source = row[u:u + sw * (OW - 1) + 1:sw]
+                                    for ow in range(OW):
+                                        target[ow] = source[ow]
+
+
 @functools.lru_cache(maxsize=256)
 def window_offsets(kernel, plane_shape) -> np.ndarray:
     """Flat offsets, inside one ``(D, H, W)`` plane, of every kernel position (C order).
