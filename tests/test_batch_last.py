@@ -149,8 +149,9 @@ def test_where_it_applies(fp32):
     assert not batch_last.im2col_applies(k, x[:15], (10, 10), 150, 16)         # batch < 16
     assert batch_last.col2im_applies(k, x[:8], (10, 10), 150, 16)              # col2im: 8
     assert not batch_last.col2im_applies(k, x[:7], (10, 10), 150, 16)
-    assert not batch_last.im2col_applies(k, x, (10, 33), 150, 16)              # long rows
-    assert not batch_last.col2im_applies(k, x, (10, 33), 150, 16)
+    assert batch_last.im2col_applies(k, x, (10, 28), 150, 16)                  # rows of 28
+    assert not batch_last.im2col_applies(k, x, (10, 29), 150, 16)              # long rows
+    assert not batch_last.col2im_applies(k, x, (10, 29), 150, 16)
     assert not batch_last.im2col_applies(k, x, (10, 10), 27, 16)               # 27 < 2 * 16
     assert not batch_last.col2im_applies(k, x.astype(np.float16), (10, 10), 150, 16)  # mixed
 

@@ -17,19 +17,20 @@ The price is a transposition of whatever enters or leaves the product in the bat
 layout (:func:`to_batch_last`, :func:`from_batch_last`), about twice the cost of the
 example-by-example layout's.
 
-Measured on the 2-core VM (ms, example-by-example against batch-last; numba in both):
+Measured on the 2-core VM (ms, example-by-example against batch-last; numba in both, each
+kernel's runs taken as views so that they vectorise):
 
 =========================================  ==============  ==============
 layer geometry (batch, channels, image)    im2col          col2im
 =========================================  ==============  ==============
-LeNet-like 6 -> 16, 64 x 6 x 14^2, k5       0.32 -> 0.15    0.82 -> 0.18
-the same, ``predict``'s batch of 256        1.28 -> 0.78    3.64 -> 0.74
-decoder, 64 x 32 x 14^2, k4 s2 p1           1.58 -> 0.50    1.66 -> 0.56
-32 x 32 x 32^2, k3 p1                       6.0 -> 3.1      6.2 -> 4.1
-spectra 32 x 16 x 930, k7 (1D)              0.42 -> 0.72    1.59 -> 0.90
-32 x 3 x 64^2, k3 p1 (rows of 64)           0.61 -> 0.74    1.80 -> 0.91
-8 x 8 x 16^3, k3 p1 (3D, batch of 8)        2.1 -> 2.7      5.1 -> 3.4
-4 x 16 x 14^2, k3 p1 (batch of 4)           0.05 -> 0.10    0.09 -> 0.09
+LeNet-like 6 -> 16, 64 x 6 x 14^2, k5       0.32 -> 0.12    0.59 -> 0.13
+the same, ``predict``'s batch of 256        1.26 -> 0.49    2.37 -> 0.48
+decoder, 64 x 32 x 14^2, k4 s2 p1           1.49 -> 0.30    1.60 -> 0.34
+64 x 6 x 28^2, k3 p1 (rows of 28)           0.71 -> 0.34    0.87 -> 0.38
+32 x 32 x 32^2, k3 p1 (rows of 32)          5.96 -> 3.41    3.32 -> 4.00
+spectra 32 x 16 x 930, k7 (1D)              0.42 -> 0.73    0.41 -> 0.74
+8 x 8 x 16^3, k3 p1 (3D, batch of 8)        2.10 -> 2.58    2.99 -> 3.19
+4 x 16 x 14^2, k3 p1 (batch of 4)           0.05 -> 0.08    0.07 -> 0.08
 =========================================  ==============  ==============
 
 Hence where the layers use it (:func:`col2im_applies`, :func:`im2col_applies`): on output
@@ -49,7 +50,7 @@ from .im2col import as_3d, check_columns_buffer, output_shape, shape_3d
 MIN_EXAMPLES = 8
 #: ... on output rows (the last spatial axis of the window positions) of at most this many
 #: values: longer rows are long runs in the example-by-example layout too ...
-MAX_WIDTH = 32
+MAX_WIDTH = 28
 #: ... and when the columns have at least this many times as many rows as the matrix whose
 #: layout changes with them (a convolution's ``C*K`` against its ``O`` outputs): the
 #: transposition of the other operand must be small beside the columns' gain

@@ -277,10 +277,13 @@ class ConvND(WeightedWindow, abstract=True):
     instead, F(4x4, 3x3) for images and F(2x2x2, 3x3x3) for cubes, with 4 and 3.4 times
     fewer multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd` for when.
     Otherwise, with numba and a batch of 16 or more, small outputs (under
-    :data:`PER_EXAMPLE_MIN_POSITIONS` positions, rows of at most 32) take their columns with
+    :data:`PER_EXAMPLE_MIN_POSITIONS` positions, rows of at most 28) take their columns with
     the batch innermost, ``(C*K, L*N)`` (:mod:`nn.backends.batch_last`); so does col2im in
     backward from 8 examples on. Both need ``C*K >= 2 O``. LeNet-like 6 -> 16: forward 0.66
-    -> 0.53 ms, backward 1.49 -> 0.82 ms.
+    -> 0.53 ms, backward 1.49 -> 0.82 ms. Larger outputs (:data:`PER_EXAMPLE_MIN_POSITIONS`
+    to :data:`PER_EXAMPLE_MAX_POSITIONS` positions) take them in one block per example,
+    ``(N, C*K, L)`` (:func:`columns_per_example`), for one product per example. Which layout
+    a forward took is ``self.layout`` (:meth:`_layout`); all three give the same numbers.
     """
 
     #: Winograd replaces im2col from this many input channels on (when it applies,
