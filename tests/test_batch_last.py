@@ -297,3 +297,33 @@ def test_backward_twice_gives_the_same_gradients(fp64):
     second = layer.backward(dy), layer.grads["W"].copy()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_columns_written_a_few_examples_at_a_time_give_the_one_block_results(fp64, monkeypatch,
+                                                                            input_grad):
+    """One example per group (``PER_EXAMPLE_GROUP_BYTES``): the same output, gradients and
+    kept columns as one group, and the output of the definition."""
+    from nn.layers import conv as conv_module
+    rng = np.random.default_rng(14)
+    layer = Conv2D(2, 3, 3, padding=1, stride=(1, 2))
+    randomize(layer, rng)
+    x = rng.standard_normal((5, 2, 24, 47))                    # 24 x 24 = 576 positions
+    dy = rng.standard_normal((5, 3, 24, 24))
+    results = []
+    for group_bytes in (2**30, 1):
+        monkeypatch.setattr(conv_module, "PER_EXAMPLE_GROUP_BYTES", group_bytes)
+        y = layer.forward(x, train=True)
+        assert layer.layout == "per_example"
+        assert len(layer.chunks) == (1 if group_bytes > 1 else 5)
+        assert layer.cols.shape == (5, 2 * 9, 576)
+        dx = layer.backward(dy, input_grad=input_grad)
+        results.append((y, layer.cols.copy(), layer.grads["W"].copy(), dx))
+    np.testing.assert_allclose(results[0][0], reference_conv(
+        x, layer.params["W"], layer.params["b"], layer.stride, layer.padding, layer.dilation),
+        rtol=1e-12, atol=1e-12)
+    for one, groups in zip(*results):
+        if one is None:
+            assert groups is None
+        else:
+            np.testing.assert_array_equal(groups, one)
