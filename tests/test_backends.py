@@ -338,21 +338,22 @@ def test_other_products_are_one_call(a_shape, b_shape, dtype):
     assert not is_long_and_thin(np.ones(a_shape, dtype), np.ones(b_shape, dtype))
 
 
-def test_weight_gradient_through_chunked_product_matches_the_definition():
-    """A 1 -> 6 channel 5x5 convolution on 2 images of 96 x 96 (more positions per example
-    than products per example take, so the columns are one matrix): its weight gradient
-    ``X dYᵀ`` (25 x 18432 x 6) runs in chunks; against ``dW[o, i, j] = sum dy[n, o, h, w]
-    x[n, h+i, w+j]``."""
+@pytest.mark.parametrize("numba", [True, False], ids=["blocks-per-example", "one-matrix"])
+def test_weight_gradient_in_chunks_of_positions_matches_the_definition(numba):
+    """A 1 -> 6 channel 5x5 convolution on 2 images of 97 x 97 (9409 positions per example,
+    more than one product per example takes): each example's weight gradient runs in chunks
+    of positions plus a remainder, with the columns in blocks per example (numba) or one
+    matrix; against ``dW[o, i, j] = sum dy[n, o, h, w] x[n, h+i, w+j]``."""
     from numpy.lib.stride_tricks import sliding_window_view
-    from nn.backends.numpy_backend import is_long_and_thin
     from nn.layers import Conv2D
-    backends.use("numpy", "fp64", seed=0)
+    from nn.layers import conv as conv_module
+    backends.use("numpy", "fp64", seed=0, numba=numba)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 1, 96, 96))
+    x = rng.standard_normal((2, 1, 97, 97))
     layer = Conv2D(1, 6, 5, padding=2)
     dy = rng.standard_normal(layer.forward(x, train=True).shape)
-    assert layer.layout == "rows"
-    assert is_long_and_thin(layer.cols, dy.swapaxes(0, 1).reshape(6, -1).T)
+    assert layer.layout == ("per_example" if numba else "rows")
+    assert 97 * 97 > conv_module.PER_EXAMPLE_MAX_POSITIONS and 97 * 97 % 1024
     layer.backward(dy, input_grad=False)
     windows = sliding_window_view(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), (5, 5), axis=(2, 3))
     expected = np.einsum("nohw,nchwij->ocij", dy, windows)

@@ -156,6 +156,15 @@ def test_where_it_applies(fp32):
     assert not batch_last.col2im_applies(k, x.astype(np.float16), (10, 10), 150, 16)  # mixed
 
 
+def test_products_per_example_are_kept_to_16_mib(fp32):
+    from nn.layers.conv import per_example_products
+    assert per_example_products(64, 512, 128, 512, np.float32)          # 16 MiB exactly
+    assert not per_example_products(65, 512, 128, 512, np.float32)
+    assert not per_example_products(64, 512, 128, 511, np.float32)      # under 512 positions
+    assert per_example_products(8, 27, 8, 32768, np.float32)            # 32 chunks each
+    assert not per_example_products(8 * 32, 512, 128, 8192 + 1024, np.float32)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp64"])
 def test_conv_chooses_the_layout_by_geometry(precision):
     backends.use("numpy", precision, seed=0)
@@ -165,7 +174,7 @@ def test_conv_chooses_the_layout_by_geometry(precision):
              (Conv2D(3, 64, 3, padding=1), (16, 3, 12, 12), "rows"),  # C*K = 27 < 2 * 64
              (Conv1D(4, 8, 5), (16, 4, 40), "rows"),                  # rows of 36 values
              (Conv2D(1, 6, 5, padding=2), (4, 1, 28, 28), "per_example"),  # 784 positions
-             (Conv1D(2, 3, 5), (3, 2, 9000), "rows")]                 # 8996 > 8192 positions
+             (Conv1D(2, 3, 5), (3, 2, 9000), "per_example")]          # and in chunks
     for layer, shape, expected in cases:
         layer.forward(rng.standard_normal(shape), train=True)
         assert layer.layout == expected, (layer, shape)

@@ -15,6 +15,7 @@ from .. import backends
 from ..backends import batch_last, winograd
 from ..backends.im2col import (as_3d, batch_chunks, check_columns_buffer, output_shape, pad,
                                shape_3d)
+from ..backends.numpy_backend import THIN_CHUNK
 from ..errors import ConfigError
 from . import init as initializers
 from .base import Layer, positive_int
@@ -171,7 +172,8 @@ def per_example_view(X, n):
     return X if X.ndim == 3 else X.reshape(X.shape[0], n, -1).swapaxes(0, 1)
 
 
-#: ... and :func:`weight_product` sums one product per example up to this many positions
+#: ... and :func:`weight_product` sums one product per example; from this many positions
+#: on, each in chunks of positions (:func:`nn.backends.numpy_backend.long_thin_matmul`)
 PER_EXAMPLE_MAX_POSITIONS = 8192
 #: :func:`columns_per_example` writes the columns of this many bytes of examples at a time
 PER_EXAMPLE_GROUP_BYTES = 4 * 2**20
@@ -179,7 +181,8 @@ PER_EXAMPLE_GROUP_BYTES = 4 * 2**20
 
 def weight_product(X, dy, dY=None):
     """``dY @ X.T (O, C*K)``, the weight gradient of a convolution from its columns ``X (C*K,
-    n*L)`` and ``dy (n, O, *S)``; ``dY``: ``dy`` as the matrix ``(O, n*L)`` when at hand.
+    n*L)`` (or ``(n, C*K, L)``, :func:`columns_per_example`) and ``dy (n, O, *S)``; ``dY``:
+    ``dy`` as the matrix ``(O, n*L)`` when at hand.
 
     In general it is computed as ``(X @ dY.T).T``: the same sums, and OpenBLAS is up to twice
     as fast with the long ``n*L`` axis inner in this orientation. Speed: on the CPU, with
@@ -190,7 +193,9 @@ def weight_product(X, dy, dY=None):
     Measured on the 2-core VM: VGG-ish 3 -> 32 (32 x 64 x 64 outputs) 5.0 -> 3.8 ms, the
     spectra's 16 -> 32 (32 x 930 positions) 3.4 -> 2.0 ms, 32 -> 64 channels 3x3 on 64
     images of 32 x 32 21 -> 18 ms; on the 3D 1 -> 8 (32^3 positions per cube) it lost, 2.8
-    -> 3.9 ms, hence the upper bound. The ``(n, C*K, O)`` products are kept to 16 MiB.
+    -> 3.9 ms. Above :data:`PER_EXAMPLE_MAX_POSITIONS` each example's product is therefore
+    cut into chunks of positions, as :func:`~nn.backends.numpy_backend.long_thin_matmul`
+    cuts one long product: that 3D layer 3.5 -> 2.3 ms. The products are kept to 16 MiB.
     """
     B = backends.current()
     n, O = dy.shape[:2]
@@ -198,10 +203,19 @@ def weight_product(X, dy, dY=None):
     CK = X.shape[-2] if X.ndim == 3 else X.shape[0]
     if X.ndim == 3 or per_example_products(n, CK, O, L, X.dtype) and X.dtype == dy.dtype:
         xp = B.xp
-        per_example = xp.matmul(per_example_view(X, n),
-                                xp.ascontiguousarray(dy, dtype=X.dtype).reshape(n, O, L)
-                                .swapaxes(1, 2))
-        return per_example.sum(axis=0).T
+        Xs = per_example_view(X, n)                                            # (n, C*K, L)
+        dys = xp.ascontiguousarray(dy, dtype=X.dtype).reshape(n, O, L)
+        if L <= PER_EXAMPLE_MAX_POSITIONS:
+            return xp.matmul(Xs, dys.swapaxes(1, 2)).sum(axis=0).T
+        # long and thin products: each in chunks of positions, as long_thin_matmul does
+        m = L // THIN_CHUNK
+        split = m * THIN_CHUNK
+        parts = xp.matmul(Xs[:, :, :split].reshape(n, CK, m, THIN_CHUNK).swapaxes(1, 2),
+                          dys[:, :, :split].reshape(n, O, m, THIN_CHUNK).transpose(0, 2, 3, 1))
+        out = parts.sum(axis=(0, 1))
+        if split < L:
+            out += xp.matmul(Xs[:, :, split:], dys[:, :, split:].swapaxes(1, 2)).sum(axis=0)
+        return out.T
     if dY is None:
         dY = channels_first(dy)
     return B.matmul(X, dY.T).T
@@ -213,9 +227,9 @@ def per_example_products(n, CK, O, L, dtype) -> bool:
     :data:`PER_EXAMPLE_MAX_POSITIONS` positions per example, the ``(n, C*K, O)`` products in
     16 MiB."""
     B = backends.current()
-    return (B.on_host and B.precision != "mixed"
-            and PER_EXAMPLE_MIN_POSITIONS <= L <= PER_EXAMPLE_MAX_POSITIONS
-            and n * CK * O * np.dtype(dtype).itemsize <= 16 * 2**20)
+    products = n * (L // THIN_CHUNK if L > PER_EXAMPLE_MAX_POSITIONS else 1)
+    return (B.on_host and B.precision != "mixed" and L >= PER_EXAMPLE_MIN_POSITIONS
+            and products * CK * O * np.dtype(dtype).itemsize <= 16 * 2**20)
 
 
 def columns_per_example(kernels, x, kernel, stride, padding, dilation, out=None):
