@@ -42,10 +42,12 @@ def col2im(cols, stride, dilation, xt):  # pragma: no cover (compiled)
     row of ``xt`` with step ``sw``: the innermost loop, contiguous when ``sw == 1``.
 
     Speed: the run is taken as a view, ``row[u : u + OW]`` (without a step, so that numba
-    knows it is contiguous), and indexed by the loop counter alone. Indexed as ``row[u + ow]``, numba must allow for a negative index (Python's "from
-    the end"), and the check in the loop keeps the compiler from vectorising it: the 1D
-    spectra's 16 -> 32 input gradient (rows of 924) took 1.43 ms written so, 0.38 ms with
-    views; LeNet-like 6 -> 16 (rows of 10) 0.79 -> 0.53 ms.
+    knows it is contiguous), and indexed by the loop counter alone. Indexed as
+    ``row[u + ow]``, numba must allow for a negative index (Python's "from the end"), and
+    the check in the loop keeps the compiler from vectorising it: the 1D spectra's 16 -> 32
+    input gradient (rows of 924) took 1.43 ms written so, 0.38 ms with views; LeNet-like
+    6 -> 16 (rows of 10) 0.79 -> 0.53 ms. :func:`im2col_per_example` is the same loop
+    copying the other way, into another layout.
     """
     C, KD, KH, KW, N, OD, OH, OW = cols.shape
     sd, sh, sw = stride
