@@ -336,3 +336,22 @@ def test_columns_written_a_few_examples_at_a_time_give_the_one_block_results(fp6
             assert groups is None
         else:
             np.testing.assert_array_equal(groups, one)
+
+
+def test_inference_keeps_no_columns_and_backward_after_it_makes_them_again(fp64):
+    """``forward(train=False)`` writes the blocks per example through scratch only; a
+    backward after it (allowed) makes the columns again and gives the training gradients."""
+    rng = np.random.default_rng(15)
+    layer = Conv2D(2, 3, 3, padding=1)
+    randomize(layer, rng)
+    x = rng.standard_normal((4, 2, 24, 25))
+    dy = rng.standard_normal((4, 3, 24, 25))
+    y_train = layer.forward(x, train=True)
+    assert layer.layout == "per_example" and layer.cols is not None
+    expected = layer.backward(dy), layer.grads["W"].copy()
+    y = layer.forward(x, train=False)
+    assert layer.cols is None
+    np.testing.assert_array_equal(y, y_train)
+    got = layer.backward(dy), layer.grads["W"].copy()
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

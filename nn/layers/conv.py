@@ -332,7 +332,7 @@ class ConvND(WeightedWindow, abstract=True):
         y = B.xp.empty((x.shape[0], self.out_channels, *out), dtype=B.dtype)
         kernels = B.numba_kernels()
         self.layout = self._layout(kernels, x, out)
-        for chunk, X in self._columns(x, out):                        # X: (C*K, n*L)
+        for chunk, X in self._columns(x, out, keep=train):            # X: (C*K, n*L)
             if self.layout == "batch_last":                           # y = W @ X + b
                 batch_last.from_batch_last(kernels, B.matmul(self.W2, X), b, y[chunk])
             else:
@@ -412,11 +412,13 @@ class ConvND(WeightedWindow, abstract=True):
                 self.set_grad("b", self._bias_grad(dy))
         return dx
 
-    def _columns(self, x, out):
+    def _columns(self, x, out, keep=True):
         """``(chunk, im2col(x[chunk]))`` over chunks of the batch (usually one chunk).
 
         When the whole batch's columns fit in the workspace they are kept for backward;
         otherwise backward recomputes them chunk by chunk (:meth:`_saved_columns`).
+        ``keep=False`` (inference): the blocks per example are written into one block's
+        worth of scratch instead, and not kept.
         """
         B = backends.current()
         columns = self.W2.shape[1] * math.prod(out)               # per example
@@ -439,6 +441,13 @@ class ConvND(WeightedWindow, abstract=True):
         if (not kept or not isinstance(spare, B.xp.ndarray) or spare.shape != shape
                 or spare.dtype != x.dtype):
             spare = None
+        if kept and self.layout == "per_example" and not keep:
+            # inference: the blocks go through the cache only (LeNet-like 1 -> 6 on
+            # predict's 256 images: 2.4 -> 1.9 ms)
+            scratch = B.xp.empty((self.chunks[0].stop, *shape[1:]), dtype=x.dtype)
+            for chunk in self.chunks:
+                yield chunk, self._im2col(x[chunk], out=scratch[:chunk.stop - chunk.start])
+            return
         if kept and self.layout == "per_example":     # one array, written a block at a time
             spare = B.xp.empty(shape, dtype=x.dtype) if spare is None else spare
             for chunk in self.chunks:
