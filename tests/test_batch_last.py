@@ -355,3 +355,22 @@ def test_inference_keeps_no_columns_and_backward_after_it_makes_them_again(fp64)
     got = layer.backward(dy), layer.grads["W"].copy()
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Conv2D(3, 2, 3), (16, 3, 7, 8)),                          # batch-last
+    (lambda: Conv2D(2, 3, 3, padding=1), (3, 2, 24, 25)),              # blocks per example
+    (lambda: ConvTranspose2D(3, 2, 4, stride=2, padding=1), (16, 3, 3, 4)),
+], ids=["batch-last", "per-example", "transposed"])
+def test_the_new_layouts_leave_x_and_dy_alone(fp32, make, shape):
+    layer = make()
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x_saved = x.copy()
+    y = layer.forward(x, train=True)
+    assert layer.__dict__.get("layout", "batch_last") in ("batch_last", "per_example")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy_saved = dy.copy()
+    layer.backward(dy)
+    np.testing.assert_array_equal(x, x_saved)
+    np.testing.assert_array_equal(dy, dy_saved)
