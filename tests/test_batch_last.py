@@ -1,5 +1,5 @@
 """The columns' faster layouts: batch-last (nn.backends.batch_last) and one block per example
-(nn.layers.conv.columns_per_example), against the reference im2col and col2im, and the
+(nn.backends.numpy_backend.columns_per_example), against the reference im2col and col2im, and the
 convolutions that use them against the definitions and finite differences."""
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def test_im2col_is_the_reference_columns_reordered(fp64, dtype, x_shape, kernel,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_columns_per_example_are_the_reference_columns_in_blocks(fp64, dtype, x_shape, kernel,
                                                                  stride, padding, dilation):
-    """``nn.layers.conv.columns_per_example``: example n's ``(C*K, L)`` block, contiguous."""
-    from nn.layers.conv import columns_per_example
+    """``columns_per_example``: example n's ``(C*K, L)`` block, contiguous."""
+    from nn.backends.numpy_backend import columns_per_example
     x = np.random.default_rng(13).standard_normal(x_shape).astype(dtype)
     n = x_shape[0]
     blocks = columns_per_example(kernels(), x, kernel, stride, padding, dilation)
@@ -158,11 +158,12 @@ def test_where_it_applies(fp32):
 
 def test_products_per_example_are_kept_to_16_mib(fp32):
     from nn.layers.conv import per_example_products
-    assert per_example_products(64, 512, 128, 512, np.float32)          # 16 MiB exactly
-    assert not per_example_products(65, 512, 128, 512, np.float32)
-    assert not per_example_products(64, 512, 128, 511, np.float32)      # under 512 positions
-    assert per_example_products(8, 27, 8, 32768, np.float32)            # 32 chunks each
-    assert not per_example_products(8 * 32, 512, 128, 8192 + 1024, np.float32)
+    f32 = np.dtype(np.float32)
+    assert per_example_products(64, 512, 128, 512, f32)                 # 16 MiB exactly
+    assert not per_example_products(65, 512, 128, 512, f32)
+    assert not per_example_products(64, 512, 128, 511, f32)             # under 512 positions
+    assert per_example_products(8, 27, 8, 32768, f32)                   # 32 chunks each
+    assert not per_example_products(8 * 32, 512, 128, 8192 + 1024, f32)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp64"])

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from .base import Backend
-from .im2col import as_3d, output_shape, shape_3d
+from .im2col import as_3d, check_columns_buffer, output_shape, pad, shape_3d
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,6 +113,32 @@ def long_thin_matmul(a, b, chunk: int = THIN_CHUNK):
                     b[:split].reshape(n, chunk, N)).sum(axis=0)
     if split < K:
         out += a[:, split:] @ b[split:]
+    return out
+
+
+def columns_per_example(kernels, x, kernel, stride, padding, dilation, out=None):
+    """The im2col columns of each example of ``x (n, C, *S)`` in a block of its own, ``(n,
+    C*K, L)`` (``out``: such an array to write them into), with the numba kernel
+    :func:`nn.backends.cpu_kernels.im2col_per_example` (used by
+    :class:`nn.layers.conv.ConvND`).
+
+    Speed: each example's product ``W2 @ X_i`` then reads one contiguous block, right
+    after the kernel wrote it; from the ``(C*K, n*L)`` matrix it reads ``C*K`` rows spread
+    over the whole matrix. Measured on the 2-core VM, forward and weight gradient
+    (milliseconds, ``(C*K, n*L)`` matrix against blocks): LeNet-like 1 -> 6 (64 x 28 x 28)
+    0.65 -> 0.48 and 0.24 -> 0.16; the 1D spectra's 1 -> 16 0.83 -> 0.75 and 0.93 -> 0.39;
+    VGG-ish 3 -> 32 10.6 -> 10.0 and 7.8 -> 5.1.
+    """
+    n, C = x.shape[:2]
+    size = output_shape(x.shape[2:], kernel, stride, padding, dilation)
+    shape = (n, C * math.prod(kernel), math.prod(size))
+    if out is None:
+        out = np.empty(shape, dtype=x.dtype)
+    else:
+        check_columns_buffer(out, shape, x.dtype)
+    xp = np.ascontiguousarray(pad(np, x, padding))
+    kernels.im2col_per_example(xp.reshape(shape_3d(xp.shape)), as_3d(stride), as_3d(dilation),
+                               out.reshape(n, C, *as_3d(kernel), *as_3d(size)))
     return out
 
 

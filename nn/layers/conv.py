@@ -9,13 +9,10 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
-
 from .. import backends
 from ..backends import batch_last, winograd
-from ..backends.im2col import (as_3d, batch_chunks, check_columns_buffer, output_shape, pad,
-                               shape_3d)
-from ..backends.numpy_backend import THIN_CHUNK
+from ..backends.im2col import batch_chunks, output_shape
+from ..backends.numpy_backend import THIN_CHUNK, columns_per_example
 from ..errors import ConfigError
 from . import init as initializers
 from .base import Layer, positive_int
@@ -168,21 +165,23 @@ def product_batch_first(W2, X, b, out):
 
 def per_example_view(X, n):
     """The columns of each example, ``(n, C*K, L)``: ``X`` itself when it is laid out so
-    (:func:`columns_per_example`), else views of the ``(C*K, n*L)`` matrix."""
+    (:func:`~nn.backends.numpy_backend.columns_per_example`), else views of the ``(C*K,
+    n*L)`` matrix."""
     return X if X.ndim == 3 else X.reshape(X.shape[0], n, -1).swapaxes(0, 1)
 
 
 #: ... and :func:`weight_product` sums one product per example; from this many positions
 #: on, each in chunks of positions (:func:`nn.backends.numpy_backend.long_thin_matmul`)
 PER_EXAMPLE_MAX_POSITIONS = 8192
-#: :func:`columns_per_example` writes the columns of this many bytes of examples at a time
+#: the per-example layout writes the columns of this many bytes of examples at a time
+#: (:func:`~nn.backends.numpy_backend.columns_per_example`)
 PER_EXAMPLE_GROUP_BYTES = 4 * 2**20
 
 
 def weight_product(X, dy, dY=None):
     """``dY @ X.T (O, C*K)``, the weight gradient of a convolution from its columns ``X (C*K,
-    n*L)`` (or ``(n, C*K, L)``, :func:`columns_per_example`) and ``dy (n, O, *S)``; ``dY``:
-    ``dy`` as the matrix ``(O, n*L)`` when at hand.
+    n*L)`` (or ``(n, C*K, L)``, :func:`~nn.backends.numpy_backend.columns_per_example`) and
+    ``dy (n, O, *S)``; ``dY``: ``dy`` as the matrix ``(O, n*L)`` when at hand.
 
     In general it is computed as ``(X @ dY.T).T``: the same sums, and OpenBLAS is up to twice
     as fast with the long ``n*L`` axis inner in this orientation. Speed: on the CPU, with
@@ -229,32 +228,7 @@ def per_example_products(n, CK, O, L, dtype) -> bool:
     B = backends.current()
     products = n * (L // THIN_CHUNK if L > PER_EXAMPLE_MAX_POSITIONS else 1)
     return (B.on_host and B.precision != "mixed" and L >= PER_EXAMPLE_MIN_POSITIONS
-            and products * CK * O * np.dtype(dtype).itemsize <= 16 * 2**20)
-
-
-def columns_per_example(kernels, x, kernel, stride, padding, dilation, out=None):
-    """The im2col columns of each example of ``x (n, C, *S)`` in a block of its own, ``(n,
-    C*K, L)`` (``out``: such an array to write them into), with the numba kernel
-    :func:`nn.backends.cpu_kernels.im2col_per_example`.
-
-    Speed: each example's product ``W2 @ X_i`` then reads one contiguous block, right
-    after the kernel wrote it; from the ``(C*K, n*L)`` matrix it reads ``C*K`` rows spread
-    over the whole matrix. Measured on the 2-core VM, forward and weight gradient
-    (milliseconds, ``(C*K, n*L)`` matrix against blocks): LeNet-like 1 -> 6 (64 x 28 x 28)
-    0.65 -> 0.48 and 0.24 -> 0.16; the 1D spectra's 1 -> 16 0.83 -> 0.75 and 0.93 -> 0.39;
-    VGG-ish 3 -> 32 10.6 -> 10.0 and 7.8 -> 5.1.
-    """
-    n, C = x.shape[:2]
-    size = output_shape(x.shape[2:], kernel, stride, padding, dilation)
-    shape = (n, C * math.prod(kernel), math.prod(size))
-    if out is None:
-        out = np.empty(shape, dtype=x.dtype)
-    else:
-        check_columns_buffer(out, shape, x.dtype)
-    xp = np.ascontiguousarray(pad(np, x, padding))
-    kernels.im2col_per_example(xp.reshape(shape_3d(xp.shape)), as_3d(stride), as_3d(dilation),
-                               out.reshape(n, C, *as_3d(kernel), *as_3d(size)))
-    return out
+            and products * CK * O * dtype.itemsize <= 16 * 2**20)
 
 
 def channels_first(a):
@@ -296,8 +270,9 @@ class ConvND(WeightedWindow, abstract=True):
     backward from 8 examples on. Both need ``C*K >= 2 O``. LeNet-like 6 -> 16: forward 0.66
     -> 0.53 ms, backward 1.49 -> 0.82 ms. Larger outputs (:data:`PER_EXAMPLE_MIN_POSITIONS`
     to :data:`PER_EXAMPLE_MAX_POSITIONS` positions) take them in one block per example,
-    ``(N, C*K, L)`` (:func:`columns_per_example`), for one product per example. Which layout
-    a forward took is ``self.layout`` (:meth:`_layout`); all three give the same numbers.
+    ``(N, C*K, L)`` (:func:`~nn.backends.numpy_backend.columns_per_example`), for one product
+    per example. Which layout a forward took is ``self.layout`` (:meth:`_layout`); all three
+    give the same numbers.
     """
 
     #: Winograd replaces im2col from this many input channels on (when it applies,
@@ -476,7 +451,7 @@ class ConvND(WeightedWindow, abstract=True):
         - ``"batch_last"``, ``(C*K, L*n)``: small outputs on short rows
           (:mod:`nn.backends.batch_last`);
         - ``"per_example"``, ``(n, C*K, L)``: one product per example
-          (:func:`columns_per_example`, :func:`per_example_products`);
+          (:func:`~nn.backends.numpy_backend.columns_per_example`, :func:`per_example_products`);
         - ``"rows"``, ``(C*K, n*L)``: im2col's own layout (:mod:`nn.backends.im2col`).
         """
         L, (O, CK) = math.prod(out), self.W2.shape
