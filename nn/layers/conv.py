@@ -222,9 +222,9 @@ def weight_product(X, dy, dY=None):
 
 def per_example_products(n, CK, O, L, dtype) -> bool:
     """Whether :func:`weight_product` sums one product per example (and the forward makes
-    one per example): on the CPU, :data:`PER_EXAMPLE_MIN_POSITIONS` to
-    :data:`PER_EXAMPLE_MAX_POSITIONS` positions per example, the ``(n, C*K, O)`` products in
-    16 MiB."""
+    one per example): on the CPU, from :data:`PER_EXAMPLE_MIN_POSITIONS` positions per
+    example on, the ``(n, C*K, O)`` products (``n`` times the chunks of each past
+    :data:`PER_EXAMPLE_MAX_POSITIONS`) in 16 MiB."""
     B = backends.current()
     products = n * (L // THIN_CHUNK if L > PER_EXAMPLE_MAX_POSITIONS else 1)
     return (B.on_host and B.precision != "mixed" and L >= PER_EXAMPLE_MIN_POSITIONS
@@ -416,18 +416,17 @@ class ConvND(WeightedWindow, abstract=True):
         if (not kept or not isinstance(spare, B.xp.ndarray) or spare.shape != shape
                 or spare.dtype != x.dtype):
             spare = None
-        if kept and self.layout == "per_example" and not keep:
-            # inference: the blocks go through the cache only (LeNet-like 1 -> 6 on
-            # predict's 256 images: 2.4 -> 1.9 ms)
-            scratch = B.xp.empty((self.chunks[0].stop, *shape[1:]), dtype=x.dtype)
+        if kept and self.layout == "per_example":
+            if keep:        # one array, written a block at a time, kept for backward
+                buffer = B.xp.empty(shape, dtype=x.dtype) if spare is None else spare
+            else:           # inference: the blocks go through the cache only (LeNet-like
+                            # 1 -> 6 on predict's 256 images: 2.4 -> 1.9 ms)
+                buffer = B.xp.empty((self.chunks[0].stop, *shape[1:]), dtype=x.dtype)
             for chunk in self.chunks:
-                yield chunk, self._im2col(x[chunk], out=scratch[:chunk.stop - chunk.start])
-            return
-        if kept and self.layout == "per_example":     # one array, written a block at a time
-            spare = B.xp.empty(shape, dtype=x.dtype) if spare is None else spare
-            for chunk in self.chunks:
-                yield chunk, self._im2col(x[chunk], out=spare[chunk])
-            self.cols = spare
+                block = chunk if keep else slice(0, chunk.stop - chunk.start)
+                yield chunk, self._im2col(x[chunk], out=buffer[block])
+            if keep:
+                self.cols = buffer
             return
         for chunk in self.chunks:
             X = self._im2col(x[chunk], out=spare)
