@@ -357,11 +357,13 @@ def print_profile(args):
         print(f"\nnn per-layer profile, {name} (median ms per step)")
         print(f"{'layer':<48}{'forward':>9}{'backward':>10}")
         for layer, f, b in zip(net.layers, fwd, bwd):
-            # which algorithm the convolution ran: Winograd's or im2col
-            label = repr(layer) + (" W" if getattr(layer, "winograd_saved", None) else "")
+            # which algorithm the convolution ran: Winograd's, direct or im2col
+            label = repr(layer) + (" W" if getattr(layer, "winograd_saved", None) else
+                                   " D" if layer.__dict__.get("layout") == "direct" else "")
             print(f"{label:<48}{f:9.3f}{b:10.3f}")
         print(f"{'total':<48}{fwd.sum():9.3f}{bwd.sum():10.3f}")
-        print("(W: Winograd's F(m, 3), nn/backends/winograd.py; other convolutions: im2col)")
+        print("(W: Winograd's F(m, 3), nn/backends/winograd.py; D: direct, one input channel, "
+              "nn/backends/direct.py; other convolutions: im2col)")
 
 
 # -- peak memory --------------------------------------------------------------------------------

@@ -340,7 +340,7 @@ def test_other_products_are_one_call(a_shape, b_shape, dtype):
 
 @pytest.mark.parametrize("numba", [True, False], ids=["blocks-per-example", "one-matrix"])
 def test_weight_gradient_in_chunks_of_positions_matches_the_definition(numba):
-    """A 1 -> 6 channel 5x5 convolution on 2 images of 97 x 97 (9409 positions per example,
+    """A 2 -> 6 channel 5x5 convolution on 2 images of 97 x 97 (9409 positions per example,
     more than one product per example takes): each example's weight gradient runs in chunks
     of positions plus a remainder, with the columns in blocks per example (numba) or one
     matrix; against ``dW[o, i, j] = sum dy[n, o, h, w] x[n, h+i, w+j]``."""
@@ -349,8 +349,8 @@ def test_weight_gradient_in_chunks_of_positions_matches_the_definition(numba):
     from nn.layers import conv as conv_module
     backends.use("numpy", "fp64", seed=0, numba=numba)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 1, 97, 97))
-    layer = Conv2D(1, 6, 5, padding=2)
+    x = rng.standard_normal((2, 2, 97, 97))
+    layer = Conv2D(2, 6, 5, padding=2)
     dy = rng.standard_normal(layer.forward(x, train=True).shape)
     assert layer.layout == ("per_example" if numba else "rows")
     assert 97 * 97 > conv_module.PER_EXAMPLE_MAX_POSITIONS and 97 * 97 % 1024

@@ -174,7 +174,8 @@ def test_conv_chooses_the_layout_by_geometry(precision):
              (Conv2D(6, 16, 5), (15, 6, 14, 14), "rows"),            # a batch under 16
              (Conv2D(3, 64, 3, padding=1), (16, 3, 12, 12), "rows"),  # C*K = 27 < 2 * 64
              (Conv1D(4, 8, 5), (16, 4, 40), "rows"),                  # rows of 36 values
-             (Conv2D(1, 6, 5, padding=2), (4, 1, 28, 28), "per_example"),  # 784 positions
+             (Conv2D(2, 6, 5, padding=2), (4, 2, 28, 28), "per_example"),  # 784 positions
+             (Conv2D(1, 6, 5, padding=2), (4, 1, 28, 28), "direct"),      # one input channel
              (Conv1D(2, 3, 5), (3, 2, 9000), "per_example")]          # and in chunks
     for layer, shape, expected in cases:
         layer.forward(rng.standard_normal(shape), train=True)

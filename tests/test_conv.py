@@ -332,7 +332,7 @@ def test_conv_transpose_gradient(fp64, ndim, c_in, c_out, shape, kwargs):
 CHUNKED_CASES = {
     "conv1d": (lambda: Conv1D(2, 2, 3, stride=2, padding=1), (3, 2, 7)),
     "conv2d": (lambda: Conv2D(2, 2, (3, 2), padding=(1, 0), dilation=(1, 2)), (3, 2, 4, 5)),
-    "conv3d": (lambda: Conv3D(1, 2, 2, padding=(0, 1, 0)), (2, 1, 3, 2, 3)),
+    "conv3d": (lambda: Conv3D(2, 2, 2, padding=(0, 1, 0)), (2, 2, 3, 2, 3)),
     "conv-transpose1d": (lambda: ConvTranspose1D(2, 2, 3, stride=2, output_padding=1),
                          (3, 2, 4)),
     "conv-transpose2d": (lambda: ConvTranspose2D(2, 1, (2, 3), stride=(2, 1), padding=(0, 1)),
@@ -358,7 +358,7 @@ def _run(layer, x, dy):
 @pytest.mark.parametrize("make, shape, columns_per_example", [
     (lambda: Conv2D(2, 3, 3, padding=1), (5, 2, 4, 4), 2 * 9 * 16),
     (lambda: Conv1D(3, 2, 3, stride=2, dilation=2), (5, 3, 11), 3 * 3 * 4),
-    (lambda: Conv3D(1, 2, 2), (5, 1, 3, 3, 3), 1 * 8 * 8),
+    (lambda: Conv3D(2, 2, 2), (5, 2, 3, 3, 3), 2 * 8 * 8),
     (lambda: ConvTranspose2D(2, 3, 2, stride=2, output_padding=1), (5, 2, 3, 2), 3 * 4 * 6),
     (lambda: ConvTranspose1D(2, 2, 3, padding=1), (5, 2, 6), 2 * 3 * 6),
     (lambda: ConvTranspose3D(1, 1, (1, 2, 2), stride=(1, 2, 1)), (5, 1, 2, 2, 2), 1 * 4 * 8),
@@ -390,7 +390,7 @@ def test_chunked_batch_equals_one_chunk(fp64, monkeypatch, make, shape, columns_
 @pytest.mark.parametrize("make, shape", [
     (lambda: Conv2D(2, 3, 3, stride=2, padding=1), (3, 2, 7, 5)),
     (lambda: Conv1D(3, 2, 3, dilation=2), (4, 3, 9)),
-    (lambda: Conv3D(1, 2, 2, padding=1), (2, 1, 3, 4, 3)),
+    (lambda: Conv3D(2, 2, 2, padding=1), (2, 2, 3, 4, 3)),
 ], ids=["conv2d", "conv1d", "conv3d"])
 def test_the_next_step_overwrites_the_kept_columns_and_computes_the_same(fp64, make, shape):
     """A second step writes its columns into the first one's array, and its results are those
@@ -438,7 +438,7 @@ def test_im2col_refuses_a_wrong_columns_buffer(fp64, change):
 # -- input_grad=False -----------------------------------------------------------------------------
 @pytest.mark.parametrize("make, shape", [
     (lambda: Conv2D(2, 3, 3, stride=2, padding=1), (3, 2, 5, 5)),
-    (lambda: Conv1D(1, 2, 3), (2, 1, 6)),
+    (lambda: Conv1D(2, 2, 3), (2, 2, 6)),
     (lambda: ConvTranspose2D(2, 3, 3, stride=2), (3, 2, 3, 3)),
 ], ids=["conv2d", "conv1d", "conv-transpose2d"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["one-chunk", "chunked"])

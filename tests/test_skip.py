@@ -64,7 +64,7 @@ def test_gradient(fp64, make, shape, distinct):
 def test_gradient_with_chunked_convolutions_inside(fp64, small_workspace):
     block = unet()
     assert_passes(block, (2, 1, 8, 8), seed=3)
-    assert len(block.layers[0].chunks) == 2
+    assert len(block.layers[3].layers[0].chunks) == 2     # the inner im2col convolution
 
 
 # -- values ---------------------------------------------------------------------------------------

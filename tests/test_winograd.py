@@ -146,9 +146,9 @@ CASES = {
     "2d-p1-odd": (2, 3, 4, (2, 3, 7, 9), 1, True),
     "2d-p0-batch1": (2, 2, 3, (1, 2, 6, 5), 0, True),
     "2d-p2x0-nobias": (2, 2, 5, (3, 2, 5, 8), (2, 0), False),
-    "2d-3x3-out1": (2, 1, 2, (2, 1, 3, 3), 0, True),
+    "2d-3x3-out1": (2, 2, 2, (2, 2, 3, 3), 0, True),
     "3d-p1-odd": (3, 2, 3, (2, 2, 5, 4, 3), 1, True),
-    "3d-p0x1x2": (3, 1, 2, (1, 1, 4, 3, 5), (0, 1, 2), True),
+    "3d-p0x1x2": (3, 2, 2, (1, 2, 4, 3, 5), (0, 1, 2), True),
 }
 each_case = pytest.mark.parametrize("ndim, c_in, c_out, shape, padding, bias", CASES.values(),
                                     ids=CASES.keys())

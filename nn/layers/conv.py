@@ -10,7 +10,7 @@ import math
 import numbers
 
 from .. import backends
-from ..backends import batch_last, winograd
+from ..backends import batch_last, direct, winograd
 from ..backends.im2col import batch_chunks, output_shape
 from ..backends.numpy_backend import THIN_CHUNK, columns_per_example
 from ..errors import ConfigError
@@ -294,6 +294,12 @@ class ConvND(WeightedWindow, abstract=True):
         out = output_shape(spatial, *self._geometry(), owner=repr(self))
         self.x = x = B.cast(x)
         b = self.weight("b") if self.bias else None
+        self.W2 = self.weight("W").reshape(self.out_channels, -1)   # (O, C*K)
+        if direct.applies(B.numba_kernels(), x, self):            # one input channel
+            self.layout, self.winograd_saved, self.cols, self.chunks = "direct", None, None, None
+            y = direct.forward(x, self.weight("W"), b, self.padding, self.dilation)
+            self.y_shape = y.shape
+            return y
         kernels = self._winograd(x, out)
         if kernels is not None:           # same result, fewer multiplications (see the class)
             y, self.winograd_saved = winograd.forward(kernels, x, self.weight("W"), b,
@@ -303,7 +309,6 @@ class ConvND(WeightedWindow, abstract=True):
             self.y_shape = y.shape
             return y
         self.winograd_saved = None
-        self.W2 = self.weight("W").reshape(self.out_channels, -1)   # (O, C*K)
         y = B.xp.empty((x.shape[0], self.out_channels, *out), dtype=B.dtype)
         kernels = B.numba_kernels()
         self.layout = self._layout(kernels, x, out)
@@ -320,6 +325,8 @@ class ConvND(WeightedWindow, abstract=True):
         self._check_dy(dy, self.y_shape)
         if self.winograd_saved is not None:
             return self._winograd_backward(dy, input_grad)
+        if self.layout == "direct":
+            return self._direct_backward(dy, input_grad)
         xp = B.xp
         kernels = B.numba_kernels()
         dW = None
@@ -383,6 +390,23 @@ class ConvND(WeightedWindow, abstract=True):
                                    self.padding, input_grad, weight_grad=self.trainable)
         if self.trainable:
             self.set_grad("W", dW)
+            if self.bias:
+                self.set_grad("b", self._bias_grad(dy))
+        return dx
+
+    def _direct_backward(self, dy, input_grad):
+        """Backward of the direct forward (:mod:`nn.backends.direct`): the weight gradient
+        directly, the input gradient (a layer after the first) through col2im."""
+        B = backends.current()
+        dx = None
+        if input_grad:                                  # col2im(W.T @ dY), chunk by chunk
+            dx = B.xp.empty(self.x.shape, dtype=B.dtype)
+            for chunk in self._chunks(self.x, self.W2.shape[1] * math.prod(dy.shape[2:])):
+                dx[chunk] = B.col2im(B.matmul(self.W2.T, channels_first(dy[chunk])),
+                                     chunk_shape(self.x, chunk), *self._geometry())
+        if self.trainable:
+            self.set_grad("W", direct.weight_grad(self.x, dy, self.kernel_size, self.padding,
+                                                  self.dilation))
             if self.bias:
                 self.set_grad("b", self._bias_grad(dy))
         return dx
