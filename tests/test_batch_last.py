@@ -313,7 +313,7 @@ def test_backward_twice_gives_the_same_gradients(fp64):
 @pytest.mark.parametrize("input_grad", [True, False])
 def test_columns_written_a_few_examples_at_a_time_give_the_one_block_results(fp64, monkeypatch,
                                                                             input_grad):
-    """One example per group (``PER_EXAMPLE_GROUP_BYTES``): the same output, gradients and
+    """One example per group (``GROUP_BYTES``): the same output, gradients and
     kept columns as one group, and the output of the definition."""
     from nn.layers import conv as conv_module
     rng = np.random.default_rng(14)
@@ -323,7 +323,7 @@ def test_columns_written_a_few_examples_at_a_time_give_the_one_block_results(fp6
     dy = rng.standard_normal((5, 3, 24, 24))
     results = []
     for group_bytes in (2**30, 1):
-        monkeypatch.setattr(conv_module, "PER_EXAMPLE_GROUP_BYTES", group_bytes)
+        monkeypatch.setattr(conv_module, "GROUP_BYTES", group_bytes)
         y = layer.forward(x, train=True)
         assert layer.layout == "per_example"
         assert len(layer.chunks) == (1 if group_bytes > 1 else 5)
@@ -376,3 +376,28 @@ def test_the_new_layouts_leave_x_and_dy_alone(fp32, make, shape):
     layer.backward(dy)
     np.testing.assert_array_equal(x, x_saved)
     np.testing.assert_array_equal(dy, dy_saved)
+
+
+@pytest.mark.parametrize("group_bytes, groups", [(2**30, 1), (17 * 18 * 24 * 8, 3), (1, 40)],
+                         ids=["one-group", "groups-of-17", "one-example-each"])
+def test_batch_last_inference_in_groups_matches_training(fp64, monkeypatch, group_bytes, groups):
+    """Inference writes the batch-last columns a group of examples at a time (``GROUP_BYTES``)
+    into scratch and keeps none: the training output bit for bit; a backward after it makes
+    the columns again, chunk by chunk, and gives the training gradients."""
+    from nn.layers import conv as conv_module
+    rng = np.random.default_rng(16)
+    layer = Conv2D(2, 3, 3, padding=1)                          # C*K = 18 >= 2 * 3
+    randomize(layer, rng)
+    x = rng.standard_normal((40, 2, 6, 4))                      # 24 positions, rows of 4
+    dy = rng.standard_normal((40, 3, 6, 4))
+    y_train = layer.forward(x, train=True)
+    assert layer.layout == "batch_last" and layer.cols is not None
+    expected = layer.backward(dy), layer.grads["W"].copy(), layer.grads["b"].copy()
+    monkeypatch.setattr(conv_module, "GROUP_BYTES", group_bytes)
+    y = layer.forward(x, train=False)
+    assert layer.layout == "batch_last" and layer.cols is None
+    assert len(layer.chunks) == groups
+    np.testing.assert_array_equal(y, y_train)
+    got = layer.backward(dy), layer.grads["W"].copy(), layer.grads["b"].copy()
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
