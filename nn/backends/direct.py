@@ -13,7 +13,7 @@ kd*dd*Hp*Wp + kh*dh*Wp + kw*dw`` the distance of tap ``k``. Along one output row
 rows (stepping ``Wp``), the output positions are consecutive flat positions of ``xp``: each
 tap reads one contiguous run, ``xp[n, base + offset_k : base + offset_k + nq]``. The last
 ``Wp - W_out`` positions of each row are not outputs (their window wraps onto the next row);
-they are computed into scratch and dropped (``Wp - W_out`` is twice the padding).
+they are computed into scratch and dropped (``Wp - W_out`` is the kernel's span less one).
 
 The weight gradient is the same sum the other way, over examples and positions::
 
@@ -28,22 +28,28 @@ out, ``w0 * v0[q] + w1 * v1[q] + ...`` (forward) or ``a0 += d * v0[q]; a1 += ...
 (weight gradient): numba vectorises that loop (16 float32 positions per instruction with
 AVX-512), each tap is one load, and the ``K`` weights or sums stay in registers. Written
 as a loop over the taps, the loop over ``q`` could not be vectorised, or each tap would
-be one more pass over the scratch (measured and rejected: 20 to 30 % slower than im2col).
+be one more pass over the scratch (measured and rejected: 12 to 24 % slower than im2col).
 The loop's text depends on ``K``, so it is generated here, once for each number of taps,
 as Python source (:func:`kernel_source`, printable) compiled by numba; the source is
 written to a cache directory so that numba caches the machine code too.
 
-Measured on the 2-core VM, float32 (ms, im2col path -> direct):
+Measured on the 2-core VM, float32, against im2col (one block of columns per example and
+one product each, :func:`~nn.backends.numpy_backend.columns_per_example`):
 
-=====================================================  ==============  ==============
-layer (batch, input)                                    forward         weight grad
-=====================================================  ==============  ==============
-3D 1 -> 8, k3 p1 (8 x 32^3)                             4.4 -> 2.5      2.9 -> 2.9
-LeNet-like 1 -> 6, k5 p2, ``predict`` (256 x 28^2)      2.0 -> 1.5      --
-=====================================================  ==============  ==============
+- 3D 1 -> 8, k3 p1, 8 cubes of 32^3: forward 4.4 -> 2.5 ms (bound by writing ``y``), forward
+  + weight gradient 7.6 -> 5.4 ms; the 3D step of ``benchmarks/conv.py`` 24.5-26.3 ->
+  22.0-24.1 ms (in the same process, taking turns);
+- LeNet-like 1 -> 6, k5 p2, ``predict``'s 256 images of 28^2: 2.0 -> 1.5 ms; the whole
+  ``predict`` 10.6 -> 9.4-9.6 ms;
+- the LeNet-like training step (64 images) 7.2-7.7 -> 6.9 ms, although the layer alone is
+  level (forward + weight gradient 0.75 against 0.79 ms): the columns no longer push the
+  next layers' data out of the cache; the spectra's step (1 -> 16, k7) 14.1-14.5 -> 14.1.
 
-The forward is bound by writing ``y``. In training the weight gradient replaces im2col's
-kept columns and their product; that pays on large inputs only (:data:`MIN_POSITIONS`).
+Measured and rejected: two or four output channels per pass, sharing the taps' loads
+(slower); the taps summed as a balanced tree, or in three interleaved sums (no change); the
+last kernel axis first copied into shifted rows so that every load is aligned (no change:
+the loads are not the bound); three input channels (VGG-ish 3 -> 32, with a loop over the
+channels): 4.7 against im2col's 3.8 ms.
 """
 from __future__ import annotations
 

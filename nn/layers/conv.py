@@ -260,10 +260,14 @@ class ConvND(WeightedWindow, abstract=True):
     (:meth:`_columns`); the columns are then recomputed in backward rather than kept, so
     memory stays near the size of the activations.
 
-    Speed: on the CPU, 2D and 3D layers with a 3x3 kernel and stride 1 (with enough
-    channels and outputs) compute the same convolution with Winograd's minimal filtering
-    instead, F(4x4, 3x3) for images and F(2x2x2, 3x3x3) for cubes, with 4 and 3.4 times
-    fewer multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd` for when.
+    Speed: on the CPU with numba, a layer with one input channel and stride 1 (the first of
+    a network on spectra, grey images or cubes; up to 27 taps) makes no columns at all: each
+    output is its weighted sum of taps, :mod:`nn.backends.direct` (``self.layout ==
+    "direct"``; the 3D 1 -> 8 forward 4.4 -> 2.5 ms). 2D and 3D layers with a 3x3 kernel and
+    stride 1 (with enough channels and outputs) compute the same convolution with Winograd's
+    minimal filtering instead, F(4x4, 3x3) for images and F(2x2x2, 3x3x3) for cubes, with 4
+    and 3.4 times fewer multiplications: :mod:`nn.backends.winograd`, and :meth:`_winograd`
+    for when.
     Otherwise, with numba and a batch of 16 or more, small outputs (under
     :data:`PER_EXAMPLE_MIN_POSITIONS` positions, rows of at most 28) take their columns with
     the batch innermost, ``(C*K, L*N)`` (:mod:`nn.backends.batch_last`); so does col2im in
@@ -271,8 +275,9 @@ class ConvND(WeightedWindow, abstract=True):
     -> 0.53 ms, backward 1.49 -> 0.82 ms. Larger outputs (:data:`PER_EXAMPLE_MIN_POSITIONS`
     to :data:`PER_EXAMPLE_MAX_POSITIONS` positions) take them in one block per example,
     ``(N, C*K, L)`` (:func:`~nn.backends.numpy_backend.columns_per_example`), for one product
-    per example. Which layout a forward took is ``self.layout`` (:meth:`_layout`); all three
-    give the same numbers.
+    per example; in inference the batch-last columns are written a few examples at a time
+    and kept nowhere. Which layout a forward took is ``self.layout`` (:meth:`_layout`, or
+    ``"direct"``); all give the same numbers up to float rounding.
     """
 
     #: Winograd replaces im2col from this many input channels on (when it applies,
