@@ -152,28 +152,48 @@ def slabs(T: int, rows: int, cols: int, dtype, spare=None):
         buffer, (T, rows, cols), (step * buffer.itemsize, cols * buffer.itemsize, buffer.itemsize))
 
 
+#: forward makes the ``T`` products for this many bytes of ``M`` at a time (whole examples)
+PRODUCT_BLOCK_BYTES = 2 * 2**20
+
+
 def forward(kernels, x, W, b, padding, spare=None):
     """``(y, saved)``: the convolution of ``x (N, C, *S)`` (2D or 3D) by ``W (O, C, 3, ...)``
     plus ``b`` (stride 1), and what :func:`backward` needs: ``(V, M, U)``, the transformed
-    input tiles, the ``(T, O, P)`` products (backward writes over them) and the
-    transformed kernels.
+    input tiles, an array for the ``(T, O, P)`` products' gradient (backward writes it) and
+    the transformed kernels.
 
     ``spare``: the previous step's ``saved``; its arrays are written over when they fit (a
     fresh array of tens of MiB costs page faults as long as the transform itself).
+
+    Speed: the products ``M`` are made for a few examples at a time (about
+    :data:`PRODUCT_BLOCK_BYTES` of them, at least one example) and turned into outputs while
+    they are in the cache; backward does not need them. Measured on the 2-core VM: the 3D
+    8 -> 16 layer (8 cubes of 16^3), its 64 products 1.62 ms into the whole ``M`` (16 MiB),
+    0.84-0.96 ms in blocks of 128 to 2048 tiles, the forward 5.1 -> 3.8 ms and the 3D step
+    23.7-25.2 -> 21.6-23.6 ms; 32 -> 64 channels on 32 images of 32^2, forward 9.6 -> 8.7
+    ms (the VGG-ish step is level, 59.7-60.3 ms either way).
     """
     ndim = x.ndim - 2
     m = OUTPUTS_PER_TILE[ndim]
     N, C, O = x.shape[0], x.shape[1], W.shape[0]
     out, counts = tile_grid(x.shape, padding, m)
-    T, P = (m + 2) ** ndim, N * int(np.prod(counts))
+    tiles_per_example = int(np.prod(counts))
+    T, P = (m + 2) ** ndim, N * tiles_per_example
     V = slabs(T, C, P, x.dtype, spare[0] if spare else None)
-    M = slabs(T, O, P, x.dtype, spare[1] if spare else None)
+    M = slabs(T, O, P, x.dtype, spare[1] if spare else None)    # for backward's dM
     transform_input, transform_output, _, _ = _kernels(kernels, ndim)
     transform_input(padded_input(x, padding, counts, m), V)
     U = kernel_transform(W, m)
-    np.matmul(U, V, out=M)                                      # T products (O, C) @ (C, P)
     y = np.empty((N, O, *out), dtype=x.dtype)
-    transform_output(M, b if b is not None else np.zeros(O, dtype=x.dtype), y)
+    bias = b if b is not None else np.zeros(O, dtype=x.dtype)
+    per_block = max(1, PRODUCT_BLOCK_BYTES // (T * O * tiles_per_example * x.itemsize))
+    block = slabs(T, O, min(N, per_block) * tiles_per_example, x.dtype)
+    for n0 in range(0, N, per_block):
+        n1 = min(N, n0 + per_block)
+        p0, p1 = n0 * tiles_per_example, n1 * tiles_per_example
+        M_block = block if p1 - p0 == block.shape[2] else slabs(T, O, p1 - p0, x.dtype)
+        np.matmul(U, V[:, :, p0:p1], out=M_block)                # T products (O, C) @ (C, P)
+        transform_output(M_block, bias, y[n0:n1])
     return y, (V, M, U)
 
 
@@ -187,7 +207,7 @@ def backward(kernels, dy, saved, x_shape, padding, input_grad=True, weight_grad=
     N, C = x_shape[:2]
     _, counts = tile_grid(x_shape, padding, m)
     _, _, adjoint_output, adjoint_input = _kernels(kernels, ndim)
-    dM = M                                                      # forward's products, reused
+    dM = M                                                      # (the array forward left)
     adjoint_output(np.ascontiguousarray(dy), dM)
     dW = None
     if weight_grad:
