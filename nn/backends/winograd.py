@@ -158,16 +158,16 @@ PRODUCT_BLOCK_BYTES = 2 * 2**20
 
 def forward(kernels, x, W, b, padding, spare=None):
     """``(y, saved)``: the convolution of ``x (N, C, *S)`` (2D or 3D) by ``W (O, C, 3, ...)``
-    plus ``b`` (stride 1), and what :func:`backward` needs: ``(V, M, U)``, the transformed
-    input tiles, an array for the ``(T, O, P)`` products' gradient (backward writes it) and
-    the transformed kernels.
+    plus ``b`` (stride 1), and what :func:`backward` needs: ``(V, U)``, the transformed
+    input tiles and the transformed kernels.
 
     ``spare``: the previous step's ``saved``; its arrays are written over when they fit (a
     fresh array of tens of MiB costs page faults as long as the transform itself).
 
     Speed: the products ``M`` are made for a few examples at a time (about
     :data:`PRODUCT_BLOCK_BYTES` of them, at least one example) and turned into outputs while
-    they are in the cache; backward does not need them. Measured on the 2-core VM: the 3D
+    they are in the cache; backward does not need them (and makes its ``dM`` when it runs:
+    the VGG-ish step's peak memory 210 -> 183 MB). Measured on the 2-core VM: the 3D
     8 -> 16 layer (8 cubes of 16^3), its 64 products 1.62 ms into the whole ``M`` (16 MiB),
     0.84-0.96 ms in blocks of 128 to 2048 tiles, the forward 5.1 -> 3.8 ms and the 3D step
     23.7-25.2 -> 21.6-23.6 ms; 32 -> 64 channels on 32 images of 32^2, forward 9.6 -> 8.7
@@ -180,7 +180,6 @@ def forward(kernels, x, W, b, padding, spare=None):
     tiles_per_example = int(np.prod(counts))
     T, P = (m + 2) ** ndim, N * tiles_per_example
     V = slabs(T, C, P, x.dtype, spare[0] if spare else None)
-    M = slabs(T, O, P, x.dtype, spare[1] if spare else None)    # for backward's dM
     transform_input, transform_output, _, _ = _kernels(kernels, ndim)
     transform_input(padded_input(x, padding, counts, m), V)
     U = kernel_transform(W, m)
@@ -194,20 +193,20 @@ def forward(kernels, x, W, b, padding, spare=None):
         M_block = block if p1 - p0 == block.shape[2] else slabs(T, O, p1 - p0, x.dtype)
         np.matmul(U, V[:, :, p0:p1], out=M_block)                # T products (O, C) @ (C, P)
         transform_output(M_block, bias, y[n0:n1])
-    return y, (V, M, U)
+    return y, (V, U)
 
 
 def backward(kernels, dy, saved, x_shape, padding, input_grad=True, weight_grad=True):
     """``(dW, dx)`` of :func:`forward` from the upstream gradient ``dy`` (``dx`` is None
     unless ``input_grad``, ``dW`` None unless ``weight_grad``). ``saved`` is forward's; its
     arrays are written over."""
-    V, M, U = saved
+    V, U = saved
     ndim = dy.ndim - 2
     m = OUTPUTS_PER_TILE[ndim]
     N, C = x_shape[:2]
     _, counts = tile_grid(x_shape, padding, m)
     _, _, adjoint_output, adjoint_input = _kernels(kernels, ndim)
-    dM = M                                                      # (the array forward left)
+    dM = slabs(U.shape[0], dy.shape[1], V.shape[2], dy.dtype)    # (T, O, P)
     adjoint_output(np.ascontiguousarray(dy), dM)
     dW = None
     if weight_grad:
