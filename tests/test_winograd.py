@@ -214,10 +214,11 @@ def test_gradient(fp64, numba_kernels, winograd_everywhere, ndim, c_in, c_out, s
 @pytest.mark.parametrize("ndim, shape, blocks", [
     (2, (5, 3, 9, 6), "one-example-each"), (2, (5, 3, 9, 6), "two-and-a-remainder"),
     (3, (3, 2, 5, 4, 3), "one-example-each"), (3, (3, 2, 5, 4, 3), "two-and-a-remainder")])
-def test_forward_in_blocks_of_examples_matches_one_block(fp64, numba_kernels, monkeypatch, ndim,
+def test_blocks_of_examples_match_one_block(fp64, numba_kernels, monkeypatch, ndim,
                                                          shape, blocks):
-    """The ``T`` products and the output transform run a few examples at a time
-    (``PRODUCT_BLOCK_BYTES``): the one-block output bit for bit, and the same backward."""
+    """The ``T`` products and the transforms run a few examples at a time
+    (``PRODUCT_BLOCK_BYTES``), forward and backward: the one-block results (the weight
+    gradient summed block by block, in another order)."""
     rng = np.random.default_rng(7)
     layer = make(ndim, shape[1], 4, 1, True, rng)
     monkeypatch.setattr(ConvND, "winograd_min_channels", 1)
@@ -228,14 +229,17 @@ def test_forward_in_blocks_of_examples_matches_one_block(fp64, numba_kernels, mo
     m = winograd.OUTPUTS_PER_TILE[ndim]
     tiles = np.prod(winograd.tiles(shape[2:], m))               # per example (padding 1)
     per_example = (m + 2) ** ndim * 4 * tiles * 8                  # bytes of M, float64
+    monkeypatch.setattr(winograd, "PRODUCT_BLOCK_MIN_TILES", 1)
     monkeypatch.setattr(winograd, "PRODUCT_BLOCK_BYTES",
                         per_example if blocks == "one-example-each" else 2 * per_example + 1)
+    sizes = [n1 - n0 for n0, n1, _, _ in winograd.example_blocks(
+        shape[0], (m + 2) ** ndim * 4, winograd.tiles(shape[2:], m), 8)]
+    assert sizes == ([1] * shape[0] if blocks == "one-example-each"
+                     else [2] * (shape[0] // 2) + [1])
     blocked = step(layer, x, dy)
     assert layer.winograd_saved is not None
-    np.testing.assert_array_equal(blocked[0], one[0])
-    np.testing.assert_array_equal(blocked[1], one[1])
-    for name in one[2]:
-        np.testing.assert_array_equal(blocked[2][name], one[2][name])
+    for got, want in [*zip(blocked[:2], one[:2]), *((blocked[2][k], one[2][k]) for k in one[2])]:
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
 
 
 def test_without_input_grad_and_frozen(fp64, numba_kernels, winograd_everywhere):

@@ -152,8 +152,12 @@ def slabs(T: int, rows: int, cols: int, dtype, spare=None):
         buffer, (T, rows, cols), (step * buffer.itemsize, cols * buffer.itemsize, buffer.itemsize))
 
 
-#: forward makes the ``T`` products for this many bytes of ``M`` at a time (whole examples)
+#: forward and backward run the products and the transforms a block of whole examples at a
+#: time: about this many bytes of ``M`` (:func:`example_blocks`) ...
 PRODUCT_BLOCK_BYTES = 2 * 2**20
+#: ... and at least this many tiles (the 3D step: 20.3 ms with 1024 tiles, 21.7 with 2048,
+#: 23.1 with 4096; the VGG-ish step lost 0.4-1.7 ms with blocks of 192 tiles)
+PRODUCT_BLOCK_MIN_TILES = 1024
 
 
 def forward(kernels, x, W, b, padding, spare=None):
@@ -164,58 +168,81 @@ def forward(kernels, x, W, b, padding, spare=None):
     ``spare``: the previous step's ``saved``; its arrays are written over when they fit (a
     fresh array of tens of MiB costs page faults as long as the transform itself).
 
-    Speed: the products ``M`` are made for a few examples at a time (about
-    :data:`PRODUCT_BLOCK_BYTES` of them, at least one example) and turned into outputs while
-    they are in the cache; backward does not need them (and makes its ``dM`` when it runs:
-    the VGG-ish step's peak memory 210 -> 183 MB). Measured on the 2-core VM: the 3D
-    8 -> 16 layer (8 cubes of 16^3), its 64 products 1.62 ms into the whole ``M`` (16 MiB),
-    0.84-0.96 ms in blocks of 128 to 2048 tiles, the forward 5.1 -> 3.8 ms and the 3D step
-    23.7-25.2 -> 21.6-23.6 ms; 32 -> 64 channels on 32 images of 32^2, forward 9.6 -> 8.7
-    ms (the VGG-ish step is level, 59.7-60.3 ms either way).
+    Speed: the products ``M`` are made for a few examples at a time
+    (:func:`example_blocks`) and turned into outputs while they are in the cache; backward
+    does not need them (it makes its ``dM`` block by block too: the VGG-ish step's peak
+    memory 210 -> 183 MB). Measured on the 2-core VM, the 3D 8 -> 16 layer (8 cubes of
+    16^3): its 64 products 1.62 ms into the whole ``M`` (16 MiB), 0.84-0.96 ms in blocks
+    of 128 to 2048 tiles; the forward 5.1 -> 3.8 ms.
     """
     ndim = x.ndim - 2
     m = OUTPUTS_PER_TILE[ndim]
     N, C, O = x.shape[0], x.shape[1], W.shape[0]
     out, counts = tile_grid(x.shape, padding, m)
-    tiles_per_example = int(np.prod(counts))
-    T, P = (m + 2) ** ndim, N * tiles_per_example
+    T, P = (m + 2) ** ndim, N * int(np.prod(counts))
     V = slabs(T, C, P, x.dtype, spare[0] if spare else None)
     transform_input, transform_output, _, _ = _kernels(kernels, ndim)
     transform_input(padded_input(x, padding, counts, m), V)
     U = kernel_transform(W, m)
     y = np.empty((N, O, *out), dtype=x.dtype)
     bias = b if b is not None else np.zeros(O, dtype=x.dtype)
-    per_block = max(1, PRODUCT_BLOCK_BYTES // (T * O * tiles_per_example * x.itemsize))
-    block = slabs(T, O, min(N, per_block) * tiles_per_example, x.dtype)
-    for n0 in range(0, N, per_block):
-        n1 = min(N, n0 + per_block)
-        p0, p1 = n0 * tiles_per_example, n1 * tiles_per_example
-        M_block = block if p1 - p0 == block.shape[2] else slabs(T, O, p1 - p0, x.dtype)
-        np.matmul(U, V[:, :, p0:p1], out=M_block)                # T products (O, C) @ (C, P)
-        transform_output(M_block, bias, y[n0:n1])
+    M = None
+    for n0, n1, p0, p1 in example_blocks(N, T * O, counts, x.itemsize):
+        if M is None or M.shape[2] != p1 - p0:                 # the first block, or the last
+            M = slabs(T, O, p1 - p0, x.dtype)
+        np.matmul(U, V[:, :, p0:p1], out=M)                     # T products (O, C) @ (C, P)
+        transform_output(M, bias, y[n0:n1])
     return y, (V, U)
 
 
 def backward(kernels, dy, saved, x_shape, padding, input_grad=True, weight_grad=True):
     """``(dW, dx)`` of :func:`forward` from the upstream gradient ``dy`` (``dx`` is None
-    unless ``input_grad``, ``dW`` None unless ``weight_grad``). ``saved`` is forward's; its
-    arrays are written over."""
+    unless ``input_grad``, ``dW`` None unless ``weight_grad``); ``saved``: forward's.
+
+    Speed: as in :func:`forward`, a few examples at a time (:func:`example_blocks`): their
+    ``dM``, their part of ``dU`` and their ``dV`` are made and used while in the cache,
+    where the whole ``dM`` and ``dV`` (16 and 8 MiB on the 3D 8 -> 16 layer) went through
+    memory. Measured on the 2-core VM, forward + backward (ms, one block -> blocks): 3D
+    8 -> 16 on 8 cubes of 16^3 12.7 -> 9.4, 16 -> 16 22.2 -> 18.1; 2D 16 -> 32 on 32
+    images of 32^2 9.7 -> 8.3, 32 -> 64 22.3 -> 21.9, 64 -> 128 on 16^2 16.1 -> 16.2. The
+    3D step 22.3-24.2 -> 19.5-20.4 ms; the VGG-ish step 60.5-61.6 -> 61.9-62.9 ms.
+    """
     V, U = saved
     ndim = dy.ndim - 2
     m = OUTPUTS_PER_TILE[ndim]
     N, C = x_shape[:2]
+    T, O = U.shape[:2]
     _, counts = tile_grid(x_shape, padding, m)
     _, _, adjoint_output, adjoint_input = _kernels(kernels, ndim)
-    dM = slabs(U.shape[0], dy.shape[1], V.shape[2], dy.dtype)    # (T, O, P)
-    adjoint_output(np.ascontiguousarray(dy), dM)
-    dW = None
-    if weight_grad:
-        dU = np.matmul(dM, V.transpose(0, 2, 1))               # (T, O, P) @ (T, P, C)
-        dW = kernel_transform_adjoint(dU, ndim, m)
+    dy = np.ascontiguousarray(dy)
+    dU = np.zeros((T, O, C), dtype=dy.dtype) if weight_grad else None
+    dxp = (np.zeros((N, C) + tuple(m * n + 2 for n in counts), dtype=dy.dtype) if input_grad
+           else None)
+    dM = dV = None
+    for n0, n1, p0, p1 in example_blocks(N, T * O, counts, dy.itemsize):
+        if dM is None or dM.shape[2] != p1 - p0:            # the first block, or the last
+            dM = slabs(T, O, p1 - p0, dy.dtype)
+            dV = slabs(T, C, p1 - p0, dy.dtype) if input_grad else None
+        adjoint_output(dy[n0:n1], dM)                          # dM = A dy A^T
+        if weight_grad:
+            dU += np.matmul(dM, V[:, :, p0:p1].transpose(0, 2, 1))  # (T, O, P) @ (T, P, C)
+        if input_grad:
+            np.matmul(U.transpose(0, 2, 1), dM, out=dV)        # dV = U.T @ dM
+            adjoint_input(dV, dxp[n0:n1])
+    dW = kernel_transform_adjoint(dU, ndim, m) if weight_grad else None
     if not input_grad:
         return dW, None
-    dV = np.matmul(U.transpose(0, 2, 1), dM, out=V)            # V is not needed any more
-    dxp = np.zeros((N, C) + tuple(m * n + 2 for n in counts), dtype=dy.dtype)
-    adjoint_input(dV, dxp)
     inner = tuple(slice(p, p + n) for p, n in zip(padding, x_shape[2:]))
     return dW, np.ascontiguousarray(dxp[(slice(None), slice(None)) + inner])
+
+
+def example_blocks(N: int, rows: int, counts, itemsize: int):
+    """``(n0, n1, p0, p1)``: the batch in blocks of whole examples ``n0:n1`` (tiles
+    ``p0:p1``) whose ``(T, O, P)`` products, ``rows = T * O`` rows of them, take about
+    :data:`PRODUCT_BLOCK_BYTES` (at least one example)."""
+    tiles = int(np.prod(counts))
+    per_block = max(-(-PRODUCT_BLOCK_MIN_TILES // tiles),
+                    PRODUCT_BLOCK_BYTES // (rows * tiles * itemsize))
+    for n0 in range(0, N, per_block):
+        n1 = min(N, n0 + per_block)
+        yield n0, n1, n0 * tiles, n1 * tiles
